@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+/**
+ * The `forkyard` command. The only module (with the other bin/ entries) that reads process.argv
+ * and loads .env. Exit codes: 0 ok, 1 failure, 2 bad settings or usage, 3 a worker failed to boot.
+ */
+import { config as loadDotenv } from 'dotenv'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { controlRequest, type ControlCommand } from '../arbiter/control.js'
+import type { ArbiterStatus } from '../arbiter/arbiter.js'
+import { loadConfig, type ConfigOverrides } from '../config/load.js'
+import { ForkyardError, codes } from '../errors.js'
+import { serve } from '../serve.js'
+
+const usage = `Usage: forkyard <command> [options]
+
+Commands:
+  serve <app-module>   start the arbiter and workers serving the module's default export
+  status [--json]      list the workers of the running server
+  reload               rolling reload (same as kill -HUP <arbiter pid>)
+  stop                 graceful stop (same as kill -TERM <arbiter pid>)
+
+Options (each mirrors a FORKYARD_* variable, see .env.example):
+  -w, --workers N           FORKYARD_WORKERS (0 = one per CPU the cgroup allows)
+  -b, --bind ADDR           FORKYARD_BIND, repeatable (host:port or unix:/path)
+  -t, --timeout DURATION    FORKYARD_TIMEOUT
+      --graceful-timeout D  FORKYARD_GRACEFUL_TIMEOUT
+      --max-requests N      FORKYARD_MAX_REQUESTS
+      --run-dir DIR         FORKYARD_RUN_DIR
+      --env-file PATH       read variables from PATH instead of ./.env
+      --json                machine-readable status
+`
+
+const { values, positionals } = (() => {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        workers: { type: 'string', short: 'w' },
+        bind: { type: 'string', short: 'b', multiple: true },
+        timeout: { type: 'string', short: 't' },
+        'graceful-timeout': { type: 'string' },
+        'max-requests': { type: 'string' },
+        'run-dir': { type: 'string' },
+        'env-file': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+  } catch (err) {
+    process.stderr.write(`forkyard: ${(err as Error).message}\n\n${usage}`)
+    process.exit(2)
+  }
+})()
+
+function overrides(): ConfigOverrides {
+  const o: ConfigOverrides = {}
+  if (values.workers !== undefined) o.workers = values.workers
+  if (values.bind !== undefined) o.bind = values.bind.join(',')
+  if (values.timeout !== undefined) o.timeoutMs = values.timeout
+  if (values['graceful-timeout'] !== undefined) o.gracefulTimeoutMs = values['graceful-timeout']
+  if (values['max-requests'] !== undefined) o.maxRequests = values['max-requests']
+  if (values['run-dir'] !== undefined) o.runDir = values['run-dir']
+  return o
+}
+
+function fail(err: unknown): never {
+  const code = err instanceof ForkyardError ? err.code : undefined
+  process.stderr.write(`forkyard: ${(err as Error)?.message ?? String(err)}\n`)
+  process.exit(code === codes.CONFIG ? 2 : code === codes.BOOT_FAILED ? 3 : 1)
+}
+
+async function control(cmd: ControlCommand): Promise<unknown> {
+  const config = loadConfig(process.env, overrides())
+  return controlRequest(join(config.runDir, 'server.sock'), cmd, cmd === 'reload' ? 10 * 60_000 : 10_000)
+}
+
+function printStatus(s: ArbiterStatus): void {
+  const rows = [['WORKER', 'PID', 'GEN', 'STATE', 'SERVED', 'INFLIGHT', 'RSS', 'HEARTBEAT', 'UPTIME']]
+  for (const w of s.workers) {
+    rows.push([String(w.worker), String(w.pid), String(w.generation), w.state, String(w.served), String(w.inflight), `${(w.rssBytes / 1048576).toFixed(1)}M`, `${(w.lastHeartbeatMsAgo / 1000).toFixed(1)}s ago`, `${Math.round(w.uptimeMs / 1000)}s`])
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  process.stdout.write(`arbiter pid ${s.pid}, generation ${s.generation}, ${s.readyWorkers}/${s.expectedWorkers} workers ready${s.reloading ? ', reloading' : ''}, bind ${s.bind.join(' ')}\n`)
+  for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n')
+}
+
+async function main(): Promise<void> {
+  if (values.help === true || positionals.length === 0) {
+    process.stdout.write(usage)
+    process.exit(positionals.length === 0 && values.help !== true ? 2 : 0)
+  }
+  loadDotenv({ path: values['env-file'] ?? '.env', quiet: true })
+  const [command, ...rest] = positionals
+  switch (command) {
+    case 'serve': {
+      const app = rest[0]
+      if (app === undefined) {
+        process.stderr.write(`forkyard: serve needs the path of the app module\n\n${usage}`)
+        process.exit(2)
+      }
+      await serve({ app, ...overrides() })
+      return
+    }
+    case 'status': {
+      const s = (await control('status')) as ArbiterStatus
+      if (values.json === true) process.stdout.write(JSON.stringify(s, null, 2) + '\n')
+      else printStatus(s)
+      return
+    }
+    case 'reload': {
+      const r = (await control('reload')) as { reloaded: boolean }
+      process.stdout.write(r.reloaded ? 'reload complete\n' : 'reload aborted: see the server log\n')
+      process.exit(r.reloaded ? 0 : 1)
+      return
+    }
+    case 'stop':
+      await control('stop')
+      process.stdout.write('stopping\n')
+      return
+    default:
+      process.stderr.write(`forkyard: expected a command (serve, status, reload, stop), got ${JSON.stringify(command)}\n\n${usage}`)
+      process.exit(2)
+  }
+}
+
+main().catch(fail)

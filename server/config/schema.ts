@@ -1,0 +1,76 @@
+/**
+ * Every FORKYARD_* setting of the prefork server, declared once with its default and unit.
+ * `.env.example` documents the same keys (a unit test keeps the two in step).
+ */
+import { binds, bool, duration, int, oneOf, size, text, type BindAddress, type Parser } from './parse.js'
+
+export interface ServerConfig {
+  /** Where workers accept connections. */
+  bind: BindAddress[]
+  /** Worker processes; 0 = one per CPU the cgroup allows. */
+  workers: number
+  /** Heartbeat deadline in ms: a worker whose event loop is blocked longer is killed. */
+  timeoutMs: number
+  /** Drain deadline in ms for stop, reload and recycle; what remains after it is killed. */
+  gracefulTimeoutMs: number
+  /** Per-request deadline in ms (0 = off): answers 504 and logs the request. */
+  requestTimeoutMs: number
+  /** A worker must be ready (app imported, start() resolved, listening) within this many ms. */
+  bootTimeoutMs: number
+  /** Recycle a worker after this many requests (0 = off)... */
+  maxRequests: number
+  /** ...plus a random 0..jitter, so workers do not all recycle at once. */
+  maxRequestsJitter: number
+  /** Recycle a worker whose RSS exceeds this many bytes (0 = off), checked at request boundaries. */
+  maxRssBytes: number
+  /** Idle keep-alive timeout in ms; must be longer than the upstream keepalive_timeout of nginx. */
+  keepAliveTimeoutMs: number
+  /** Time allowed to receive the request headers, in ms (slowloris protection). */
+  headersTimeoutMs: number
+  /** Time allowed to receive the whole request, in ms (0 = no limit). */
+  requestReceiveTimeoutMs: number
+  /** Largest accepted request header block in bytes; larger gets 431. */
+  maxHeaderSize: number
+  /** How connections reach workers: rr = the primary hands them out in turn, none = the kernel. */
+  scheduling: 'rr' | 'none'
+  /** Directory for the pidfile and control socket (created with mode 0700). */
+  runDir: string
+  /** Pidfile path; empty = <runDir>/server.pid. */
+  pidfile: string
+  /** pino level. */
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
+  /** One JSON access line per request. */
+  accessLog: boolean
+  /** Restart workers when files under the app's directory change (development only). */
+  reload: boolean
+}
+
+interface Field<T> {
+  env: string
+  parse: Parser<T>
+  default: string
+}
+
+type Schema = { [K in keyof ServerConfig]: Field<ServerConfig[K]> }
+
+export const schema: Schema = {
+  bind: { env: 'FORKYARD_BIND', parse: binds, default: '127.0.0.1:8000' },
+  workers: { env: 'FORKYARD_WORKERS', parse: int(0, 1024), default: '0' },
+  timeoutMs: { env: 'FORKYARD_TIMEOUT', parse: duration, default: '30s' },
+  gracefulTimeoutMs: { env: 'FORKYARD_GRACEFUL_TIMEOUT', parse: duration, default: '30s' },
+  requestTimeoutMs: { env: 'FORKYARD_REQUEST_TIMEOUT', parse: duration, default: '0' },
+  bootTimeoutMs: { env: 'FORKYARD_BOOT_TIMEOUT', parse: duration, default: '30s' },
+  maxRequests: { env: 'FORKYARD_MAX_REQUESTS', parse: int(0), default: '0' },
+  maxRequestsJitter: { env: 'FORKYARD_MAX_REQUESTS_JITTER', parse: int(0), default: '0' },
+  maxRssBytes: { env: 'FORKYARD_MAX_RSS', parse: size, default: '0' },
+  keepAliveTimeoutMs: { env: 'FORKYARD_KEEPALIVE_TIMEOUT', parse: duration, default: '75s' },
+  headersTimeoutMs: { env: 'FORKYARD_HEADERS_TIMEOUT', parse: duration, default: '20s' },
+  requestReceiveTimeoutMs: { env: 'FORKYARD_REQUEST_RECEIVE_TIMEOUT', parse: duration, default: '120s' },
+  maxHeaderSize: { env: 'FORKYARD_MAX_HEADER_SIZE', parse: size, default: '16KiB' },
+  scheduling: { env: 'FORKYARD_SCHEDULING', parse: oneOf('rr', 'none'), default: 'rr' },
+  runDir: { env: 'FORKYARD_RUN_DIR', parse: text, default: './run' },
+  pidfile: { env: 'FORKYARD_PIDFILE', parse: (_n, raw) => raw.trim(), default: '' },
+  logLevel: { env: 'FORKYARD_LOG_LEVEL', parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal'), default: 'info' },
+  accessLog: { env: 'FORKYARD_ACCESS_LOG', parse: bool, default: 'true' },
+  reload: { env: 'FORKYARD_RELOAD', parse: bool, default: 'false' },
+}

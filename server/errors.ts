@@ -1,0 +1,53 @@
+/**
+ * One error class with stable codes, like fastify's FST_ERR_* and undici's UND_ERR_*.
+ * Callers match on `err.code`, never on the message text.
+ */
+export const codes = {
+  /** A FORKYARD_* setting (environment, .env or option) has a value outside its schema. */
+  CONFIG: 'FORKYARD_ERR_CONFIG',
+  /** The app module could not be imported or does not export a request listener. */
+  APP_LOAD: 'FORKYARD_ERR_APP_LOAD',
+  /** The app's optional start() hook rejected or threw. */
+  APP_START: 'FORKYARD_ERR_APP_START',
+  /** A worker did not become ready within FORKYARD_BOOT_TIMEOUT. */
+  BOOT_TIMEOUT: 'FORKYARD_ERR_BOOT_TIMEOUT',
+  /** A worker exited before it became ready. */
+  BOOT_FAILED: 'FORKYARD_ERR_BOOT_FAILED',
+  /** A listen address could not be bound. */
+  BIND: 'FORKYARD_ERR_BIND',
+  /** The control socket answered with an error or could not be reached. */
+  CONTROL: 'FORKYARD_ERR_CONTROL',
+  /** Another arbiter already runs with this pidfile. */
+  ALREADY_RUNNING: 'FORKYARD_ERR_ALREADY_RUNNING',
+} as const
+
+export type ErrorCode = (typeof codes)[keyof typeof codes]
+
+export class ForkyardError extends Error {
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ForkyardError'
+    this.code = code
+  }
+}
+
+/** Plain-object form of any thrown value, for IPC messages and JSON logs. */
+export interface SerializedError {
+  name: string
+  message: string
+  stack?: string
+  code?: string
+}
+
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof Error) {
+    const out: SerializedError = { name: err.name, message: err.message }
+    if (err.stack !== undefined) out.stack = err.stack
+    const code = (err as { code?: unknown }).code
+    if (typeof code === 'string') out.code = code
+    return out
+  }
+  return { name: 'NonError', message: String(err) }
+}

@@ -1,0 +1,48 @@
+/**
+ * The root logger of a process and the log schema shared by every forkyard process:
+ *   {"time":"2026-11-24T01:02:03.456Z","level":"info","svc":"server","pid":123,"role":"worker",
+ *    "worker":2,"reqId":"...","msg":"..."}
+ * One pino() per process writing JSON lines to one output; modules take children
+ * (`log.child({ role: 'arbiter' })`). Pretty-printing happens outside the process.
+ */
+import pino, { type Logger } from 'pino'
+import type { SonicBoom } from 'sonic-boom'
+
+export type { Logger }
+
+/** One ordered writer per process (stdout by default). Everything the process logs goes through it. */
+export function createOutput(fd = 1): SonicBoom {
+  // Asynchronous so a slow log reader never stalls the event loop (and so heartbeats); writes keep
+  // their order, and sonic-boom finishes a partial write before starting the next one.
+  return pino.destination({ dest: fd, sync: false })
+}
+
+export interface LoggerOptions {
+  svc: string
+  level?: string
+  base?: Record<string, unknown>
+}
+
+export function createLogger(output: SonicBoom, options: LoggerOptions): Logger {
+  return pino(
+    {
+      level: options.level ?? 'info',
+      messageKey: 'msg',
+      errorKey: 'err',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      base: { svc: options.svc, pid: process.pid, ...options.base },
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    output,
+  )
+}
+
+/** Writes what is buffered, synchronously, then exits: no log line is lost on the way out. */
+export function flushAndExit(output: SonicBoom, code: number): never {
+  try {
+    output.flushSync()
+  } catch {
+    // EAGAIN on a full pipe or a closed reader: nothing more can be done on the way out.
+  }
+  process.exit(code)
+}

@@ -1,0 +1,45 @@
+/**
+ * Messages between the arbiter and its workers over the cluster IPC channel, and the stall
+ * reports a worker's watchdog thread writes on its own pipe (fd 4) while the event loop is blocked.
+ */
+import type { SerializedError } from './errors.js'
+
+/** One request a worker is serving, as reported in heartbeats and stall reports. */
+export interface RequestSummary {
+  method: string
+  path: string
+  reqId: string
+  ageMs: number
+}
+
+export type WorkerMessage =
+  | { t: 'ready' }
+  | { t: 'boot-error'; error: SerializedError }
+  | { t: 'hb'; served: number; inflight: number; rss: number; requests: RequestSummary[] }
+  | { t: 'recycle'; reason: 'max-requests' | 'max-rss'; value: number; limit: number }
+
+export type ArbiterMessage = { t: 'drain'; reason: string; closeIdle: boolean }
+
+/** Written by the watchdog thread as one JSON line on fd 4. */
+export interface StallReport {
+  t: 'stall'
+  blockedMs: number
+  requests: RequestSummary[]
+  /** Requests beyond the table's capacity, counted but not described. */
+  more: number
+}
+
+/** fd of the worker -> arbiter stall-report pipe (0-2 stdio, 3 IPC). */
+export const STALL_FD = 4
+
+/** Environment variables the arbiter sets for each worker. */
+export const workerEnv = {
+  config: 'FORKYARD_INTERNAL_CONFIG',
+  app: 'FORKYARD_INTERNAL_APP',
+  id: 'FORKYARD_WORKER_ID',
+  generation: 'FORKYARD_GENERATION',
+} as const
+
+export function isWorkerMessage(m: unknown): m is WorkerMessage {
+  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string'
+}

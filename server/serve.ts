@@ -1,0 +1,40 @@
+/**
+ * serve(): the programmatic form of `forkyard serve <app>`. Runs the arbiter in this process
+ * (which must be the cluster primary) and resolves once every worker is ready.
+ */
+import cluster from 'node:cluster'
+import { resolve } from 'node:path'
+import { Arbiter } from './arbiter/arbiter.js'
+import { cpuCount } from './config/cpus.js'
+import { loadConfig, type ConfigOverrides } from './config/load.js'
+import { ForkyardError, codes } from './errors.js'
+import { createLogger, createOutput, flushAndExit } from './log/logger.js'
+
+export interface ServeOptions extends ConfigOverrides {
+  /** Path of the app module (default export: a node:http request listener). */
+  app: string
+  /** Environment to read FORKYARD_* from (default process.env; load .env yourself with dotenv). */
+  env?: NodeJS.ProcessEnv
+  /** Install SIGHUP/SIGTERM/SIGINT/SIGTTIN/SIGTTOU handlers and exit when stopped (default true). */
+  handleSignals?: boolean
+}
+
+export async function serve(options: ServeOptions): Promise<Arbiter> {
+  if (!cluster.isPrimary) {
+    throw new ForkyardError(codes.CONFIG, 'serve() must run in the primary process, not in a cluster worker')
+  }
+  const { app, env = process.env, handleSignals = true, ...overrides } = options
+  const config = loadConfig(env, overrides)
+  const output = createOutput(1)
+  const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'arbiter' } })
+  const cpus = cpuCount()
+  const workers = config.workers === 0 ? cpus.count : config.workers
+  log.info(
+    { workers, workersSetting: config.workers, cpus: cpus.count, cpuSource: cpus.source, affinity: cpus.affinity, quota: cpus.quota, bind: config.bind.map((b) => b.text), scheduling: config.scheduling, node: process.version, app: resolve(app) },
+    `starting ${workers} worker${workers === 1 ? '' : 's'}`,
+  )
+  const arbiter = new Arbiter({ config, app: resolve(app), workers, log, output })
+  if (handleSignals) arbiter.handleSignals((code) => flushAndExit(output, code))
+  await arbiter.start()
+  return arbiter
+}

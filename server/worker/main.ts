@@ -1,0 +1,108 @@
+/**
+ * Entry point of a worker process (cluster.setupPrimary exec). Boot order: logger, watchdog
+ * thread, heartbeats, import the app, await its start(), listen on every bind, report ready.
+ * Any boot failure is reported to the arbiter with the error, then the process exits 3.
+ */
+import { Worker as Thread } from 'node:worker_threads'
+import type { ServerConfig } from '../config/schema.js'
+import { ForkyardError, codes, serializeError } from '../errors.js'
+import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
+import { workerEnv, type ArbiterMessage, type WorkerMessage } from '../protocol.js'
+import { HttpWorker } from './http-worker.js'
+import { InflightTable } from './inflight.js'
+import { loadApp } from './load-app.js'
+
+const config = JSON.parse(process.env[workerEnv.config] ?? '{}') as ServerConfig
+const appPath = process.env[workerEnv.app] ?? ''
+const workerId = Number(process.env[workerEnv.id] ?? 0)
+const generation = Number(process.env[workerEnv.generation] ?? 0)
+const output = createOutput(1)
+const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'worker', worker: workerId, generation } })
+
+function send(m: WorkerMessage): void {
+  if (process.connected) process.send?.(m)
+}
+
+async function main(): Promise<void> {
+  // Heartbeats every fifth of the timeout (at most 1 s): the arbiter kills a worker that misses
+  // FORKYARD_TIMEOUT worth of them.
+  const intervalMs = Math.max(20, Math.min(1000, Math.floor(config.timeoutMs / 5)))
+  let worker: HttpWorker | null = null
+
+  const watchdogUrl = new URL('./watchdog.js', import.meta.url)
+  const table = new InflightTable()
+  const watchdog = new Thread(watchdogUrl, {
+    workerData: { sab: table.sab, intervalMs: Math.min(250, intervalMs), thresholdMs: Math.max(250, Math.min(1000, Math.floor(config.timeoutMs / 4))) },
+    stdout: false,
+    stderr: false,
+  })
+  watchdog.unref()
+  watchdog.on('error', (err) => log.error({ err }, 'watchdog thread failed'))
+
+  const beat = setInterval(() => {
+    table.tick()
+    if (worker !== null) send(worker.heartbeat())
+    else send({ t: 'hb', served: 0, inflight: 0, rss: process.memoryUsage.rss(), requests: [] })
+  }, intervalMs)
+  beat.unref()
+
+  let stopping: Promise<void> | null = null
+  const stop = (reason: string, closeIdle: boolean): Promise<void> => {
+    if (stopping !== null) {
+      if (closeIdle) void worker?.drain(reason, true)
+      return stopping
+    }
+    stopping = (async () => {
+      const code = worker === null ? 0 : await worker.drain(reason, closeIdle)
+      if (worker !== null && loaded?.stop !== undefined) {
+        try {
+          await loaded.stop()
+        } catch (err) {
+          log.error({ err }, 'app stop() failed')
+        }
+      }
+      flushAndExit(output, code)
+    })()
+    return stopping
+  }
+
+  process.on('message', (m: unknown) => {
+    const msg = m as ArbiterMessage
+    if (msg?.t === 'drain') void stop(msg.reason, msg.closeIdle)
+  })
+  // The arbiter is gone (killed -9?): never keep serving unsupervised.
+  process.on('disconnect', () => void stop('arbiter disconnected', true))
+  // SIGTERM sent to this worker alone: graceful stop. SIGINT comes from a terminal's Ctrl-C to the
+  // whole process group: the arbiter coordinates the stop, so it is ignored here.
+  process.on('SIGTERM', () => void stop('SIGTERM', true))
+  process.on('SIGINT', () => {})
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception in app code: draining and exiting')
+    void stop('uncaught exception', true)
+    setTimeout(() => flushAndExit(output, 1), Math.min(5000, config.gracefulTimeoutMs)).unref()
+  })
+
+  let loaded: Awaited<ReturnType<typeof loadApp>> | null = null
+  try {
+    loaded = await loadApp(appPath)
+    if (loaded.start !== undefined) {
+      try {
+        await loaded.start()
+      } catch (err) {
+        throw new ForkyardError(codes.APP_START, `The app's start() hook failed: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+      }
+    }
+    worker = new HttpWorker(config, loaded, log, send, table)
+    await worker.listen()
+  } catch (err) {
+    log.error({ err }, 'worker failed to boot')
+    send({ t: 'boot-error', error: serializeError(err) })
+    // Let the IPC message leave before exiting.
+    setTimeout(() => flushAndExit(output, 3), 50)
+    return
+  }
+  log.debug({ pid: process.pid }, 'worker ready')
+  send({ t: 'ready' })
+}
+
+void main()

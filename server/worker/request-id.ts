@@ -1,0 +1,23 @@
+/**
+ * The request id: taken from X-Request-ID when it is sane (nginx's $request_id is 32 hex chars),
+ * generated otherwise. It is put back on the request headers (so the app reads it like any header)
+ * and on the response.
+ */
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+
+const SANE = /^[A-Za-z0-9._:-]{1,128}$/
+
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id']
+  if (typeof given === 'string' && SANE.test(given)) return given
+  const id = randomUUID()
+  req.headers['x-request-id'] = id
+  return id
+}
+
+/** The request id of a request served by forkyard, for app code. */
+export function requestId(req: IncomingMessage): string | undefined {
+  const id = req.headers['x-request-id']
+  return typeof id === 'string' ? id : undefined
+}
