@@ -128,7 +128,7 @@ export class Arbiter {
     await prepareBinds(this.config.bind)
     this.control = await listenControl(join(this.config.runDir, 'server.sock'), (cmd) => this.onControl(cmd))
     this.ticker = setInterval(() => this.tick(), 100)
-    const booting = Array.from({ length: this.target }, () => this.spawn(this.generation))
+    const booting = Array.from({ length: this.target }, () => this.spawn(this.generation, 'start'))
     const results = await Promise.all(booting.map((t) => t.booted))
     const failed = results.find((r): r is { ok: false; error: SerializedError } => !r.ok)
     if (failed !== undefined) {
@@ -285,7 +285,7 @@ export class Arbiter {
   private async replace(old: Tracked, generation: number, reason: string): Promise<BootResult> {
     this.surge++
     try {
-      const fresh = this.spawn(generation)
+      const fresh = this.spawn(generation, reason)
       const result = await fresh.booted
       if (result.ok && this.workers.has(old.id)) this.drain(old, reason, false)
       return result
@@ -320,7 +320,7 @@ export class Arbiter {
     void this.processRecycles()
   }
 
-  private spawn(generation: number): Tracked {
+  private spawn(generation: number, reason: string): Tracked {
     const cw = cluster.fork({
       [workerEnv.config]: JSON.stringify(this.config),
       [workerEnv.app]: this.app,
@@ -364,7 +364,7 @@ export class Arbiter {
     })
     cw.on('exit', (code: number | null, signal: string | null) => this.onExit(t, code, signal))
     cw.on('error', (err) => this.log.warn({ err, worker: t.id }, 'worker IPC error'))
-    this.log.info({ worker: t.id, workerPid: t.pid, generation }, 'worker spawned')
+    this.log.info({ worker: t.id, workerPid: t.pid, generation, reason }, 'worker spawned')
     return t
   }
 
@@ -463,7 +463,7 @@ export class Arbiter {
         }
         return
       }
-      for (let i = active.length; i < this.target; i++) this.spawn(this.generation)
+      for (let i = active.length; i < this.target; i++) this.spawn(this.generation, 'respawn')
       return
     }
     const extra = active.length - (this.target + this.surge)

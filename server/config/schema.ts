@@ -31,7 +31,11 @@ export interface ServerConfig {
   requestReceiveTimeoutMs: number
   /** Largest accepted request header block in bytes; larger gets 431. */
   maxHeaderSize: number
-  /** How connections reach workers: rr = the primary hands them out in turn, none = the kernel. */
+  /**
+   * How connections reach workers: none = every worker accepts on the shared socket (the kernel
+   * picks; a blocked worker simply does not accept), rr = the primary accepts and hands each
+   * connection to the next worker (Node cluster's default; see README for the measurements).
+   */
   scheduling: 'rr' | 'none'
   /** Directory for the pidfile and control socket (created with mode 0700). */
   runDir: string
@@ -67,7 +71,7 @@ export const schema: Schema = {
   headersTimeoutMs: { env: 'FORKYARD_HEADERS_TIMEOUT', parse: duration, default: '20s' },
   requestReceiveTimeoutMs: { env: 'FORKYARD_REQUEST_RECEIVE_TIMEOUT', parse: duration, default: '120s' },
   maxHeaderSize: { env: 'FORKYARD_MAX_HEADER_SIZE', parse: size, default: '16KiB' },
-  scheduling: { env: 'FORKYARD_SCHEDULING', parse: oneOf('rr', 'none'), default: 'rr' },
+  scheduling: { env: 'FORKYARD_SCHEDULING', parse: oneOf('rr', 'none'), default: 'none' },
   runDir: { env: 'FORKYARD_RUN_DIR', parse: text, default: './run' },
   pidfile: { env: 'FORKYARD_PIDFILE', parse: (_n, raw) => raw.trim(), default: '' },
   logLevel: { env: 'FORKYARD_LOG_LEVEL', parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal'), default: 'info' },

@@ -1,0 +1,38 @@
+# forkyard: `make help` lists the targets. Variables can be overridden: make bench DURATION=20
+NODE        ?= node
+APP         ?= test/fixtures/app.mjs
+DURATION    ?= 10
+CONNECTIONS ?= 64
+UNIT_TESTS        := $(wildcard test/unit/*.test.ts)
+INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
+
+.PHONY: help build lint typecheck test test-unit test-integration bench serve clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+build: ## compile server/ to dist/
+	npx tsc -p tsconfig.json
+
+lint: ## eslint over sources, tests and benches
+	npx eslint .
+
+typecheck: ## strict type check of sources, tests and benches
+	npx tsc -p tsconfig.test.json
+
+test: build lint typecheck test-unit test-integration ## everything CI runs
+
+test-unit: build ## unit tests, with coverage
+	$(NODE) --import tsx --test --experimental-test-coverage $(UNIT_TESTS)
+
+test-integration: build ## integration tests: real processes, signals and sockets, one file at a time
+	$(NODE) --import tsx --test --test-concurrency=1 $(INTEGRATION_TESTS)
+
+bench: build ## forkyard vs bare node:cluster vs one process, as ratios (needs wrk)
+	$(NODE) --import tsx bench/http.ts --duration $(DURATION) --connections $(CONNECTIONS)
+
+serve: build ## run the prefork server in the foreground on $(APP)
+	$(NODE) dist/bin/forkyard.js serve $(APP)
+
+clean: ## remove build output
+	rm -rf dist coverage
