@@ -45,8 +45,6 @@ export interface ServerConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
   /** One JSON access line per request. */
   accessLog: boolean
-  /** Restart workers when files under the app's directory change (development only). */
-  reload: boolean
 }
 
 interface Field<T> {
@@ -76,5 +74,4 @@ export const schema: Schema = {
   pidfile: { env: 'FORKYARD_PIDFILE', parse: (_n, raw) => raw.trim(), default: '' },
   logLevel: { env: 'FORKYARD_LOG_LEVEL', parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal'), default: 'info' },
   accessLog: { env: 'FORKYARD_ACCESS_LOG', parse: bool, default: 'true' },
-  reload: { env: 'FORKYARD_RELOAD', parse: bool, default: 'false' },
 }
