@@ -97,6 +97,8 @@ export class Arbiter {
   private recycleQueue: number[] = []
   private recycling = false
   private stopping = false
+  /** True while the first generation boots: a failure then stops the server, no respawn. */
+  private starting = false
   private closing: Promise<number> | null = null
   private ticker: NodeJS.Timeout | null = null
   private control: Server | null = null
@@ -128,9 +130,19 @@ export class Arbiter {
     await prepareBinds(this.config.bind)
     this.control = await listenControl(join(this.config.runDir, 'server.sock'), (cmd) => this.onControl(cmd))
     this.ticker = setInterval(() => this.tick(), 100)
+    this.starting = true
     const booting = Array.from({ length: this.target }, () => this.spawn(this.generation, 'start'))
-    const results = await Promise.all(booting.map((t) => t.booted))
-    const failed = results.find((r): r is { ok: false; error: SerializedError } => !r.ok)
+    // The first failure decides: no respawn loop over an app that cannot boot.
+    const failed = await new Promise<{ ok: false; error: SerializedError } | undefined>((resolve) => {
+      let left = booting.length
+      for (const t of booting) {
+        void t.booted.then((r) => {
+          if (!r.ok) resolve(r)
+          else if (--left === 0) resolve(undefined)
+        })
+      }
+    })
+    this.starting = false
     if (failed !== undefined) {
       this.log.fatal({ err: failed.error }, 'a worker failed to boot: stopping')
       await this.close()
@@ -436,7 +448,7 @@ export class Arbiter {
       t.settleBoot({ ok: false, error })
     }
     if (this.workers.size === 0) for (const w of this.exitWaiters) w()
-    if (this.stopping) return
+    if (this.stopping || this.starting) return
     if (!t.expectedExit) {
       // An unexpected exit: respawn, backing off while workers keep dying young.
       const young = t.readyAt === 0 || now - t.readyAt < 10_000
