@@ -60,6 +60,8 @@ export interface Started {
   control: (cmd: ControlCommand) => Promise<unknown>
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   url: (path: string) => string
+  /** Stops reading the server's stdout (so its pipe fills up, as with a slow log reader) or resumes. */
+  pauseOutput: (paused: boolean) => void
 }
 
 export interface StartOptions {
@@ -138,6 +140,7 @@ export async function startServer(t: TestContext, options: StartOptions): Promis
     control: (cmd) => controlRequest(join(runDir, 'server.sock'), cmd),
     exited,
     url: (path) => `http://127.0.0.1:${port}${path}`,
+    pauseOutput: (paused) => (paused ? child.stdout!.pause() : child.stdout!.resume()),
   }
   if (options.waitReady !== false) {
     await Promise.race([
