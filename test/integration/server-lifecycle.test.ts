@@ -3,7 +3,9 @@
  * `forkyard serve` process.
  */
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { request } from 'node:http'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { get } from '../helpers/load.js'
@@ -110,4 +112,25 @@ test('SIGTERM during a slow request: it completes, new connections are refused, 
   await assert.rejects(get(s.port, '/'), /ECONNREFUSED/)
   assert.ok(s.logs.some((l) => l.msg === 'stopped' && l.code === 0))
   assert.equal(s.logs.filter((l) => l.msg === 'drained').length, 2)
+})
+
+test('binds a Unix socket, replacing a stale socket file left by a killed process', async (t) => {
+  const dir = tempDir()
+  const sock = join(dir, 'app.sock')
+  // A process that listens on the socket and is killed -9 leaves the file behind.
+  const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise((res) => holder.stdout!.once('data', res))
+  holder.kill('SIGKILL')
+  await new Promise((res) => holder.once('exit', res))
+  assert.ok(existsSync(sock), 'stale socket file present')
+  const s = await startServer(t, { app, cwd: dir, env: { FORKYARD_WORKERS: '2', FORKYARD_BIND: `unix:${sock}` } })
+  const text = await new Promise<string>((resolve, reject) => {
+    request({ socketPath: sock, path: '/' }, (res) => {
+      let b = ''
+      res.on('data', (c: Buffer) => (b += c.toString()))
+      res.on('end', () => resolve(b))
+    }).on('error', reject).end()
+  })
+  assert.match(text, /^hello v1 \d+\n$/)
+  assert.equal((await s.status()).bind[0], `unix:${sock}`)
 })
