@@ -19,6 +19,16 @@ export const codes = {
   CONTROL: 'FORKYARD_ERR_CONTROL',
   /** Another arbiter already runs with this pidfile. */
   ALREADY_RUNNING: 'FORKYARD_ERR_ALREADY_RUNNING',
+  /** publish(): the bounded queue of publishes waiting for the bridge is full. */
+  PUBLISH_QUEUE_FULL: 'FORKYARD_ERR_PUBLISH_QUEUE_FULL',
+  /** publish(): bad channel name or data that is not JSON. */
+  PUBLISH_INVALID: 'FORKYARD_ERR_PUBLISH_INVALID',
+  /** publish(): the bridge refused the message (it says why). */
+  PUBLISH_REFUSED: 'FORKYARD_ERR_PUBLISH_REFUSED',
+  /** publish(): the publisher was closed before the bridge acknowledged. */
+  PUBLISH_CLOSED: 'FORKYARD_ERR_PUBLISH_CLOSED',
+  /** A request to the bridge (history, stats) got no answer in time. */
+  BRIDGE_TIMEOUT: 'FORKYARD_ERR_BRIDGE_TIMEOUT',
 } as const
 
 export type ErrorCode = (typeof codes)[keyof typeof codes]

@@ -11,6 +11,10 @@ import type { ArbiterStatus } from '../arbiter/arbiter.js'
 import { loadConfig, type ConfigOverrides } from '../config/load.js'
 import { ForkyardError, codes } from '../errors.js'
 import { serve } from '../serve.js'
+import { Bridge } from '../bridge/bridge.js'
+import { loadBridgeConfig, loadPushConfig } from '../config/messaging.js'
+import { PushServer } from '../push/push-server.js'
+import { runService } from './run-service.js'
 
 const usage = `Usage: forkyard <command> [options]
 
@@ -19,6 +23,8 @@ Commands:
   status [--json]      list the workers of the running server
   reload               rolling reload (same as kill -HUP <arbiter pid>)
   stop                 graceful stop (same as kill -TERM <arbiter pid>)
+  bridge               run the ZeroMQ message bridge (FORKYARD_BRIDGE_*)
+  push                 run the WebSocket push process (FORKYARD_PUSH_*)
 
 Options (each mirrors a FORKYARD_* variable, see .env.example):
   -w, --workers N           FORKYARD_WORKERS (0 = one per CPU the cgroup allows)
@@ -114,12 +120,30 @@ async function main(): Promise<void> {
       process.exit(r.reloaded ? 0 : 1)
       return
     }
+    case 'bridge': {
+      const config = loadBridgeConfig(process.env)
+      await runService('bridge', process.env.FORKYARD_LOG_LEVEL ?? 'info', async (log) => {
+        const bridge = new Bridge(config, log)
+        await bridge.start()
+        return bridge
+      })
+      return
+    }
+    case 'push': {
+      const config = loadPushConfig(process.env)
+      await runService('push', process.env.FORKYARD_LOG_LEVEL ?? 'info', async (log) => {
+        const push = new PushServer(config, log)
+        await push.listen()
+        return push
+      })
+      return
+    }
     case 'stop':
       await control('stop')
       process.stdout.write('stopping\n')
       return
     default:
-      process.stderr.write(`forkyard: expected a command (serve, status, reload, stop), got ${JSON.stringify(command)}\n\n${usage}`)
+      process.stderr.write(`forkyard: expected a command (serve, status, reload, stop, bridge, push), got ${JSON.stringify(command)}\n\n${usage}`)
       process.exit(2)
   }
 }

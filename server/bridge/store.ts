@@ -1,0 +1,116 @@
+/**
+ * The bridge's optional history file: an append-only JSON-lines file in FORKYARD_BRIDGE_DATA_DIR,
+ * written synchronously before a publish is acknowledged, so an acknowledged message survives a
+ * bridge crash (kill -9; the page cache keeps it; not a power cut, there is no fsync per message).
+ * The epoch is kept beside it; a missing or unreadable state starts a new epoch. The file is
+ * rewritten (temp file + rename, so never half-written) once it holds far more than is kept.
+ */
+import { randomBytes } from 'node:crypto'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import { History, envelopeOf, type Stored } from './history.js'
+
+interface Line {
+  c: string
+  o: number
+  t?: number
+  p?: string
+  s?: number
+  d?: unknown
+  /** Marker: the channel reached offset `o`, no message kept. */
+  m?: 1
+}
+
+export function newEpoch(): string {
+  return randomBytes(6).toString('hex')
+}
+
+export class HistoryStore {
+  private fd: number | null = null
+  private lines = 0
+  private readonly file: string
+  private readonly stateFile: string
+
+  constructor(private readonly dir: string) {
+    this.file = join(dir, 'bridge-history.jsonl')
+    this.stateFile = join(dir, 'bridge-state.json')
+  }
+
+  /** Loads the history (same epoch) or starts a new epoch; `corrupt` counts unreadable lines. */
+  open(limits: { count: number; ageMs: number }, now: number): { history: History; restored: number; corrupt: number; newEpoch: boolean } {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 })
+    let epoch: string | null = null
+    try {
+      const state = JSON.parse(readFileSync(this.stateFile, 'utf8')) as { epoch?: unknown }
+      if (typeof state.epoch === 'string' && existsSync(this.file)) epoch = state.epoch
+    } catch {
+      epoch = null
+    }
+    const fresh = epoch === null
+    const history = new History(epoch ?? newEpoch(), limits)
+    let restored = 0
+    let corrupt = 0
+    if (!fresh) {
+      const text = readFileSync(this.file, 'utf8')
+      for (const raw of text.split('\n')) {
+        if (raw === '') continue
+        let line: Line
+        try {
+          line = JSON.parse(raw) as Line
+        } catch {
+          // A line cut short by a crash mid-write: it was never acknowledged.
+          corrupt++
+          continue
+        }
+        if (line.m === 1) {
+          history.restoreLast(line.c, line.o)
+          continue
+        }
+        const data = JSON.stringify(line.d)
+        const ts = line.t ?? now
+        const stored: Stored = { offset: line.o, ts, envelope: envelopeOf(line.c, line.o, history.epoch, ts, data), pub: line.p ?? '', seq: line.s ?? -1, data }
+        history.restore(line.c, stored)
+        restored++
+      }
+      history.trim(now)
+    }
+    writeFileSync(this.stateFile, JSON.stringify({ epoch: history.epoch }) + '\n', { mode: 0o600 })
+    this.compact(history)
+    return { history, restored, corrupt, newEpoch: fresh }
+  }
+
+  append(channel: string, stored: Stored): void {
+    if (this.fd === null) return
+    const line = `{"c":${JSON.stringify(channel)},"o":${stored.offset},"t":${stored.ts},"p":${JSON.stringify(stored.pub)},"s":${stored.seq},"d":${stored.data}}\n`
+    writeSync(this.fd, line)
+    this.lines++
+  }
+
+  /** Rewrites the file with only what is kept once it has grown past twice that (plus slack). */
+  maybeCompact(history: History): void {
+    if (this.lines > 2 * history.keptCount() + 10_000) this.compact(history)
+  }
+
+  private compact(history: History): void {
+    const tmp = `${this.file}.tmp`
+    const out: string[] = []
+    const keptLast = new Map<string, number>()
+    for (const [channel, s] of history.kept()) {
+      out.push(`{"c":${JSON.stringify(channel)},"o":${s.offset},"t":${s.ts},"p":${JSON.stringify(s.pub)},"s":${s.seq},"d":${s.data}}`)
+      keptLast.set(channel, s.offset)
+    }
+    for (const [channel, last] of history.lastOffsets()) {
+      if (keptLast.get(channel) !== last) out.push(JSON.stringify({ c: channel, o: last, m: 1 }))
+    }
+    writeFileSync(tmp, out.length === 0 ? '' : out.join('\n') + '\n', { mode: 0o600 })
+    if (this.fd !== null) closeSync(this.fd)
+    renameSync(tmp, this.file)
+    this.fd = openSync(this.file, 'a', 0o600)
+    this.lines = out.length
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd)
+    this.fd = null
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * publish() and push tokens for app code, configured from FORKYARD_* on first use.
+ */
+import { loadPublisherConfig, loadPushConfig } from './config/messaging.js'
+import { Publisher, sharedPublisher, type Published } from './bridge/publisher.js'
+import { signPushToken } from './push/tokens.js'
+
+/**
+ * Publishes `data` (anything JSON.stringify accepts) on `channel` through the bridge. Resolves with
+ * the channel offset once the bridge has accepted it; rejects (never silently drops) when the
+ * queue for an unreachable bridge is full (FORKYARD_ERR_PUBLISH_QUEUE_FULL) or the data is bad.
+ */
+export function publish(channel: string, data: unknown): Promise<Published> {
+  return sharedPublisher(() => new Publisher(loadPublisherConfig(process.env))).publish(channel, data)
+}
+
+/** Statistics of this process's publisher (queued, acknowledged, rejected...). */
+export function publisherStats(): Publisher['stats'] {
+  return sharedPublisher(() => new Publisher(loadPublisherConfig(process.env))).stats
+}
+
+/** A token granting `channels` (private:...) for `ttlSeconds`, signed with FORKYARD_PUSH_SECRET. */
+export function pushToken(channels: string[], ttlSeconds = 3600): string {
+  return signPushToken(loadPushConfig(process.env).secret, { channels, ttlSeconds })
+}
+
+export type { Published }

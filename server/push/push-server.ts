@@ -1,0 +1,353 @@
+/**
+ * The WebSocket push process: browsers connect (through nginx) at /ws, subscribe to channels, and
+ * receive what app code publishes through the bridge, in order, with resume after reconnects.
+ * It also publishes a heartbeat through the bridge every second and is ready (/readyz) only while
+ * that heartbeat comes back.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Logger } from 'pino'
+import { WebSocketServer, type WebSocket } from 'ws'
+import type { PushConfig } from '../config/messaging.js'
+import { Publisher } from '../bridge/publisher.js'
+import { BridgeFeed, type Envelope } from './bridge-feed.js'
+import { closeCodes, isPrivate, parseClientMessage, type ClientMessage } from './protocol.js'
+import { ConnectionRateLimit } from './rate-limit.js'
+import { verifyPushToken } from './tokens.js'
+
+interface Subscription {
+  /** Live messages wait here while the history of a resume is being sent. */
+  buffer: { offset: number; frame: Buffer }[] | null
+  lastSent: number
+}
+
+interface Conn {
+  id: string
+  ws: WebSocket
+  subs: Map<string, Subscription>
+  alive: boolean
+  closed: boolean
+}
+
+const HEARTBEAT = '$sys:heartbeat'
+
+export class PushServer {
+  private readonly http: Server
+  private readonly wss: WebSocketServer
+  private readonly feed: BridgeFeed
+  private readonly publisher: Publisher
+  private readonly conns = new Set<Conn>()
+  private readonly channels = new Map<string, Set<Conn>>()
+  private readonly limiter: ConnectionRateLimit
+  private nextId = 0
+  private heartbeatTimer: NodeJS.Timeout | null = null
+  private pingTimer: NodeJS.Timeout | null = null
+  private lastHeartbeat = 0
+  private heartbeatLagMs: number | null = null
+  private closing: Promise<void> | null = null
+  readonly counters = { connections: 0, rejectedRate: 0, rejectedOrigin: 0, delivered: 0, slowConsumers: 0, badMessages: 0, unauthorized: 0, resumes: 0, recovered: 0, notRecovered: 0, deadPeers: 0 }
+
+  constructor(
+    private readonly config: Readonly<PushConfig>,
+    private readonly log: Logger,
+  ) {
+    this.limiter = new ConnectionRateLimit(config.connRate)
+    this.http = createServer((req, res) => void this.onHttp(req, res))
+    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head))
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxMessageBytes, perMessageDeflate: false })
+    this.feed = new BridgeFeed(config.bridgeDir, { message: (c, o, t, e) => this.onMessage(c, o, t, e), reset: (c, e, o, r) => this.onReset(c, e, o, r) }, log)
+    this.publisher = new Publisher({ dir: config.bridgeDir, queue: 100, resendMs: 2000 })
+  }
+
+  async listen(): Promise<number> {
+    this.feed.start()
+    const [host, port] = this.config.bind.split(':')
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject)
+      this.http.listen({ host, port: Number(port) }, () => resolve())
+    })
+    this.heartbeatTimer = setInterval(() => this.beat(), 1000)
+    this.pingTimer = setInterval(() => this.ping(), this.config.pingIntervalMs)
+    this.beat()
+    const addr = this.http.address()
+    const bound = typeof addr === 'object' && addr !== null ? addr.port : Number(port)
+    this.log.info({ bind: `${host}:${bound}`, bridge: this.config.bridgeDir }, 'push listening')
+    return bound
+  }
+
+  /** Alive and bridge heartbeat fresh. */
+  ready(): { ready: boolean; lastHeartbeatMsAgo: number | null; heartbeatLagMs: number | null } {
+    const ago = this.lastHeartbeat === 0 ? null : Date.now() - this.lastHeartbeat
+    return { ready: ago !== null && ago < this.config.heartbeatStaleMs, lastHeartbeatMsAgo: ago, heartbeatLagMs: this.heartbeatLagMs }
+  }
+
+  private beat(): void {
+    this.publisher.publish(HEARTBEAT, { ts: Date.now(), from: this.publisher.id }).catch(() => {
+      // The bridge is down or the queue is full: readiness goes red by itself.
+    })
+  }
+
+  private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]
+    if (path === '/healthz') return json(res, 200, { status: 'ok', pid: process.pid })
+    if (path === '/readyz') {
+      const r = this.ready()
+      let bridge: Record<string, unknown> | { error: string }
+      try {
+        bridge = await this.feed.stats(500)
+      } catch (err) {
+        bridge = { error: (err as Error).message }
+      }
+      return json(res, r.ready ? 200 : 503, { ...r, connections: this.conns.size, channels: this.channels.size, counters: this.counters, feed: this.feed.counters, publisher: this.publisher.stats, bridge })
+    }
+    return json(res, 404, { error: 'not found: WebSocket connections go to /ws' })
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const refuse = (status: number, text: string): void => {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n${status === 429 ? 'Retry-After: 1\r\n' : ''}\r\n${text}\n`)
+    }
+    socket.on('error', () => socket.destroy())
+    if (this.closing !== null) return refuse(503, 'Service Unavailable')
+    if ((req.url ?? '').split('?')[0] !== '/ws') return refuse(404, 'Not Found')
+    if (!this.originAllowed(req)) {
+      this.counters.rejectedOrigin++
+      this.log.warn({ origin: req.headers.origin }, 'websocket refused: origin not allowed')
+      return refuse(403, 'Forbidden')
+    }
+    const peer = clientAddress(req)
+    if (!this.limiter.allow(peer)) {
+      this.counters.rejectedRate++
+      return refuse(429, 'Too Many Requests')
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req))
+  }
+
+  private originAllowed(req: IncomingMessage): boolean {
+    const origin = req.headers.origin
+    const allowed = this.config.origins
+    if (allowed.includes('*')) return true
+    if (origin === undefined) return true
+    if (allowed.includes(origin)) return true
+    if (allowed.length > 0) return false
+    try {
+      return new URL(origin).host === req.headers.host
+    } catch {
+      return false
+    }
+  }
+
+  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const conn: Conn = { id: (++this.nextId).toString(36), ws, subs: new Map(), alive: true, closed: false }
+    this.conns.add(conn)
+    this.counters.connections++
+    const reqId = req.headers['x-request-id']
+    this.log.debug({ conn: conn.id, reqId }, 'websocket connected')
+    const queryToken = new URL(req.url ?? '/', 'http://x').searchParams.get('token')
+    ws.on('pong', () => (conn.alive = true))
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return this.cut(conn, closeCodes.UNSUPPORTED_DATA, 'binary frames are not supported: send JSON text')
+      const parsed = parseClientMessage(data.toString())
+      if (!parsed.ok) {
+        this.counters.badMessages++
+        return this.cut(conn, closeCodes.BAD_MESSAGE, parsed.reason)
+      }
+      void this.onClientMessage(conn, parsed.message, queryToken)
+    })
+    ws.on('error', (err) => {
+      // ws closes with 1009 on oversized frames, 1002 on protocol errors: log and carry on.
+      this.log.info({ conn: conn.id, err: { message: err.message, code: (err as { code?: string }).code } }, 'websocket error')
+    })
+    ws.on('close', () => this.drop(conn))
+  }
+
+  private async onClientMessage(conn: Conn, m: ClientMessage, queryToken: string | null): Promise<void> {
+    if (m.type === 'unsubscribe') {
+      this.unsubscribe(conn, m.channel)
+      this.send(conn, Buffer.from(JSON.stringify({ type: 'unsubscribed', channel: m.channel })))
+      return
+    }
+    if (m.channel.startsWith('$')) return this.cut(conn, closeCodes.FORBIDDEN, `channel ${m.channel} is reserved`)
+    if (isPrivate(m.channel)) {
+      const v = verifyPushToken(this.config.secret, m.token ?? queryToken)
+      if (!v.ok || !v.claims.channels.includes(m.channel)) {
+        this.counters.unauthorized++
+        const reason = v.ok ? `token does not grant ${m.channel}` : v.reason
+        this.log.info({ conn: conn.id, channel: m.channel, reason }, 'websocket unauthorized')
+        return this.cut(conn, closeCodes.UNAUTHORIZED, reason)
+      }
+    }
+    if (!conn.subs.has(m.channel) && conn.subs.size >= this.config.maxSubscriptions) {
+      return this.cut(conn, closeCodes.TOO_MANY_SUBSCRIPTIONS, `at most ${this.config.maxSubscriptions} subscriptions per connection`)
+    }
+    this.unsubscribe(conn, m.channel)
+    const sub: Subscription = { buffer: [], lastSent: 0 }
+    conn.subs.set(m.channel, sub)
+    let set = this.channels.get(m.channel)
+    if (set === undefined) {
+      set = new Set()
+      this.channels.set(m.channel, set)
+    }
+    set.add(conn)
+    // Registered first, history asked second: a message is either in the history answer or
+    // arrives live afterwards (the bridge stores before it forwards), never neither.
+    const resuming = m.offset !== null
+    try {
+      const range = await this.feed.history(m.channel, resuming ? m.offset! : Number.MAX_SAFE_INTEGER, resuming ? m.epoch : null)
+      if (conn.closed || conn.subs.get(m.channel) !== sub) return
+      const reply: Record<string, unknown> = { type: 'subscribed', channel: m.channel, epoch: range.epoch, offset: range.last }
+      let history: string[] = []
+      if (resuming) {
+        this.counters.resumes++
+        const epochChanged = m.epoch !== null && m.epoch !== range.epoch
+        reply.recovered = range.complete && !epochChanged
+        if (reply.recovered === true) {
+          this.counters.recovered++
+          reply.offset = m.offset
+          history = range.messages
+        } else {
+          this.counters.notRecovered++
+          reply.reason = epochChanged ? 'epoch-changed' : 'history-trimmed'
+        }
+      }
+      this.send(conn, Buffer.from(JSON.stringify(reply)))
+      sub.lastSent = reply.offset as number
+      for (const text of history) {
+        const offset = (JSON.parse(text) as Envelope).offset
+        if (offset <= sub.lastSent) continue
+        sub.lastSent = offset
+        this.send(conn, messageFrame(text))
+      }
+      const waiting = sub.buffer ?? []
+      sub.buffer = null
+      for (const w of waiting) {
+        if (w.offset <= sub.lastSent) continue
+        sub.lastSent = w.offset
+        this.send(conn, w.frame)
+      }
+    } catch (err) {
+      this.log.warn({ err, conn: conn.id, channel: m.channel }, 'subscribe failed: bridge unavailable')
+      this.unsubscribe(conn, m.channel)
+      this.cut(conn, closeCodes.GOING_AWAY, 'the message bridge is unavailable: reconnect later')
+    }
+  }
+
+  private onMessage(channel: string, offset: number, text: string, env: Envelope): void {
+    if (channel === HEARTBEAT) {
+      const d = env.data as { ts?: number; from?: string }
+      if (d.from === this.publisher.id && typeof d.ts === 'number') {
+        this.lastHeartbeat = Date.now()
+        this.heartbeatLagMs = this.lastHeartbeat - d.ts
+      }
+      return
+    }
+    const set = this.channels.get(channel)
+    if (set === undefined) return
+    const frame = messageFrame(text)
+    for (const conn of set) {
+      const sub = conn.subs.get(channel)
+      if (sub === undefined) continue
+      if (sub.buffer !== null) {
+        sub.buffer.push({ offset, frame })
+        continue
+      }
+      if (offset <= sub.lastSent) continue
+      sub.lastSent = offset
+      this.send(conn, frame)
+    }
+  }
+
+  private onReset(channel: string, epoch: string, offset: number, reason: string): void {
+    const set = this.channels.get(channel)
+    if (set === undefined) return
+    const frame = Buffer.from(JSON.stringify({ type: 'reset', channel, epoch, offset, reason }))
+    for (const conn of set) {
+      const sub = conn.subs.get(channel)
+      if (sub !== undefined) sub.lastSent = offset
+      this.send(conn, frame)
+    }
+  }
+
+  private send(conn: Conn, frame: Buffer): void {
+    if (conn.closed) return
+    if (conn.ws.bufferedAmount > this.config.maxBufferBytes) {
+      this.counters.slowConsumers++
+      this.log.warn({ conn: conn.id, bufferedBytes: conn.ws.bufferedAmount, limitBytes: this.config.maxBufferBytes }, 'slow consumer disconnected')
+      this.cut(conn, closeCodes.SLOW_CONSUMER, 'slow consumer: too much data waiting to be sent')
+      return
+    }
+    this.counters.delivered++
+    conn.ws.send(frame, { binary: false })
+  }
+
+  /** Closes with a code and reason; terminates if the peer does not complete the close. */
+  private cut(conn: Conn, code: number, reason: string): void {
+    if (conn.closed) return
+    this.drop(conn)
+    conn.ws.close(code, reason.slice(0, 120))
+    setTimeout(() => conn.ws.terminate(), 2000).unref()
+  }
+
+  private drop(conn: Conn): void {
+    if (conn.closed) return
+    conn.closed = true
+    this.conns.delete(conn)
+    for (const channel of [...conn.subs.keys()]) this.unsubscribe(conn, channel)
+  }
+
+  private unsubscribe(conn: Conn, channel: string): void {
+    conn.subs.delete(channel)
+    const set = this.channels.get(channel)
+    if (set === undefined) return
+    set.delete(conn)
+    if (set.size === 0) this.channels.delete(channel)
+  }
+
+  /** Keepalive: a peer that did not answer the previous ping is dead and dropped. */
+  private ping(): void {
+    for (const conn of this.conns) {
+      if (!conn.alive) {
+        this.counters.deadPeers++
+        this.log.info({ conn: conn.id }, 'websocket peer did not answer ping: dropped')
+        this.drop(conn)
+        conn.ws.terminate()
+        continue
+      }
+      conn.alive = false
+      conn.ws.ping()
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing
+    this.closing = (async () => {
+      if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer)
+      if (this.pingTimer !== null) clearInterval(this.pingTimer)
+      for (const conn of [...this.conns]) this.cut(conn, closeCodes.GOING_AWAY, 'push process stopping: reconnect')
+      await new Promise<void>((resolve) => this.http.close(() => resolve()))
+      this.wss.close()
+      await this.publisher.close()
+      await this.feed.close()
+      this.log.info({ counters: this.counters }, 'push stopped')
+    })()
+    return this.closing
+  }
+}
+
+function messageFrame(envelope: string): Buffer {
+  return Buffer.from(`{"type":"message",${envelope.slice(1)}`)
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+/** The client's address: X-Real-IP when the connection comes from the local proxy, else the peer. */
+function clientAddress(req: IncomingMessage): string {
+  const peer = req.socket.remoteAddress ?? ''
+  const real = req.headers['x-real-ip']
+  if ((peer === '127.0.0.1' || peer === '::1' || peer === '::ffff:127.0.0.1') && typeof real === 'string') return real
+  return peer
+}
