@@ -1,0 +1,43 @@
+// Types of push-client.js (plain ESM, no build step) for TypeScript users and the tests.
+export interface PushMessage {
+  type: 'message'
+  channel: string
+  offset: number
+  epoch: string
+  ts: number
+  data: unknown
+}
+
+export interface PushClientOptions {
+  /** WebSocket class: the browser's by default; pass `ws` in Node 20. */
+  WebSocket?: typeof globalThis.WebSocket
+  /** Called for private:... channels on every (re)subscribe, so expired tokens are replaced. */
+  getToken?: (channel: string) => string | Promise<string>
+  minDelayMs?: number
+  maxDelayMs?: number
+}
+
+export interface PushStatus {
+  state: 'connecting' | 'open' | 'closed' | 'stopped'
+  attempt?: number
+  code?: number
+  reason?: string
+  willRetry?: boolean
+}
+
+export interface PushGap {
+  channel: string
+  reason: 'epoch-changed' | 'history-trimmed' | 'history-unavailable' | string
+  epoch: string
+  offset: number
+}
+
+export declare class PushClient {
+  constructor(url: string, options?: PushClientOptions)
+  subscribe(channel: string, handler: (data: unknown, msg: PushMessage) => void, from?: { offset?: number; epoch?: string }): () => void
+  position(channel: string): { offset: number | null; epoch: string | null } | null
+  close(): void
+  onstatus: ((status: PushStatus) => void) | null
+  ongap: ((gap: PushGap) => void) | null
+  onrecovered: ((info: { channel: string; offset: number }) => void) | null
+}
