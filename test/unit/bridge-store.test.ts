@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict'
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { HistoryStore } from '../../server/bridge/store.js'
+
+const limits = { count: 100, ageMs: 3_600_000 }
+
+test('history written to the file comes back with the same epoch, offsets and dedupe state', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fy-store-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const a = new HistoryStore(dir)
+  const first = a.open(limits, 1000)
+  assert.equal(first.newEpoch, true)
+  for (let i = 1; i <= 3; i++) {
+    const r = first.history.accept('pub', i, 'news', JSON.stringify({ i }), 1000 + i)
+    a.append('news', r.stored!)
+  }
+  a.close()
+  const b = new HistoryStore(dir)
+  const second = b.open(limits, 2000)
+  assert.equal(second.newEpoch, false)
+  assert.equal(second.history.epoch, first.history.epoch)
+  assert.equal(second.restored, 3)
+  const range = second.history.range('news', 1, first.history.epoch, 2000)
+  assert.deepEqual(range.messages.map((m) => (JSON.parse(m) as { data: unknown }).data), [{ i: 2 }, { i: 3 }])
+  assert.equal(second.history.accept('pub', 3, 'news', '{}', 2000).duplicate, true, 'dedupe survives')
+  assert.equal(second.history.accept('pub', 4, 'news', '{}', 2000).offset, 4)
+  b.close()
+})
+
+test('a line cut short by a crash is skipped and counted; the rest is restored', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fy-store-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const a = new HistoryStore(dir)
+  const { history } = a.open(limits, 0)
+  a.append('c', history.accept('p', 1, 'c', '"ok"', 0).stored!)
+  a.close()
+  appendFileSync(join(dir, 'bridge-history.jsonl'), '{"c":"c","o":2,"t":0,"p":"p","s":2,"d":"tr')
+  const b = new HistoryStore(dir)
+  const r = b.open(limits, 0)
+  assert.equal(r.restored, 1)
+  assert.equal(r.corrupt, 1)
+  assert.equal(r.history.accept('p', 9, 'c', '1', 0).offset, 2, 'the unacknowledged line does not count')
+  b.close()
+  // Reopening compacted the file: no broken line left.
+  for (const line of readFileSync(join(dir, 'bridge-history.jsonl'), 'utf8').split('\n').filter((l) => l !== '')) JSON.parse(line)
+})
+
+test('without the state file a new epoch starts', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fy-store-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const a = new HistoryStore(dir)
+  const e1 = a.open(limits, 0).history.epoch
+  a.close()
+  rmSync(join(dir, 'bridge-state.json'))
+  const b = new HistoryStore(dir)
+  const r = b.open(limits, 0)
+  assert.notEqual(r.history.epoch, e1)
+  assert.equal(r.newEpoch, true)
+  b.close()
+})
