@@ -1,12 +1,15 @@
 # forkyard: `make help` lists the targets. Variables can be overridden: make bench DURATION=20
 NODE        ?= node
+FORKYARD    := $(NODE) dist/bin/forkyard.js
+SVC         ?=
+REQ         ?=
 APP         ?= test/fixtures/app.mjs
 DURATION    ?= 10
 CONNECTIONS ?= 64
 UNIT_TESTS        := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help build lint typecheck test test-unit test-integration bench serve clean
+.PHONY: help build lint typecheck test test-unit test-integration bench serve clean up down logs reload status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -33,6 +36,21 @@ bench: build ## forkyard vs bare node:cluster vs one process, as ratios (needs w
 
 serve: build ## run the prefork server in the foreground on $(APP)
 	$(NODE) dist/bin/forkyard.js serve $(APP)
+
+up: build ## start nginx, server, push and bridge (Docker Compose if an engine answers, else natively); waits until ready
+	$(FORKYARD) up
+
+down: ## stop the whole stack gracefully
+	$(FORKYARD) down
+
+logs: ## follow the unified logs (SVC=push to filter by process, REQ=<id> for one request)
+	$(FORKYARD) logs -f $(if $(SVC),--svc $(SVC)) $(if $(REQ),--req $(REQ))
+
+reload: ## zero-downtime rolling reload of the workers
+	$(FORKYARD) reload
+
+status: ## every process and every worker
+	$(FORKYARD) ps
 
 clean: ## remove build output
 	rm -rf dist coverage

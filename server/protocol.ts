@@ -17,8 +17,16 @@ export type WorkerMessage =
   | { t: 'boot-error'; error: SerializedError }
   | { t: 'hb'; served: number; inflight: number; rss: number; requests: RequestSummary[] }
   | { t: 'recycle'; reason: 'max-requests' | 'max-rss'; value: number; limit: number }
+  | { t: 'status-req'; id: number }
 
-export type ArbiterMessage = { t: 'drain'; reason: string; closeIdle: boolean }
+export interface WorkersSummary {
+  expected: number
+  ready: number
+  generation: number
+  reloading: boolean
+}
+
+export type ArbiterMessage = { t: 'drain'; reason: string; closeIdle: boolean } | { t: 'status'; id: number; workers: WorkersSummary }
 
 /** Written by the watchdog thread as one JSON line on fd 4. */
 export interface StallReport {
@@ -31,6 +39,8 @@ export interface StallReport {
 
 /** fd of the worker -> arbiter stall-report pipe (0-2 stdio, 3 IPC). */
 export const STALL_FD = 4
+/** fd of the worker's logger (pino): JSON lines only, relayed without parsing. */
+export const LOG_FD = 5
 
 /** Environment variables the arbiter sets for each worker. */
 export const workerEnv = {

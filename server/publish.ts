@@ -2,7 +2,7 @@
  * publish() and push tokens for app code, configured from FORKYARD_* on first use.
  */
 import { loadPublisherConfig, loadPushConfig } from './config/messaging.js'
-import { Publisher, sharedPublisher, type Published } from './bridge/publisher.js'
+import { Publisher, sharedPublisher, type PublishOptions, type Published } from './bridge/publisher.js'
 import { signPushToken } from './push/tokens.js'
 
 /**
@@ -10,8 +10,8 @@ import { signPushToken } from './push/tokens.js'
  * the channel offset once the bridge has accepted it; rejects (never silently drops) when the
  * queue for an unreachable bridge is full (FORKYARD_ERR_PUBLISH_QUEUE_FULL) or the data is bad.
  */
-export function publish(channel: string, data: unknown): Promise<Published> {
-  return sharedPublisher(() => new Publisher(loadPublisherConfig(process.env))).publish(channel, data)
+export function publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<Published> {
+  return sharedPublisher(() => new Publisher(loadPublisherConfig(process.env))).publish(channel, data, options)
 }
 
 /** Statistics of this process's publisher (queued, acknowledged, rejected...). */
@@ -24,4 +24,4 @@ export function pushToken(channels: string[], ttlSeconds = 3600): string {
   return signPushToken(loadPushConfig(process.env).secret, { channels, ttlSeconds })
 }
 
-export type { Published }
+export type { PublishOptions, Published }

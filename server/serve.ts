@@ -7,6 +7,8 @@ import { resolve } from 'node:path'
 import { Arbiter } from './arbiter/arbiter.js'
 import { cpuCount } from './config/cpus.js'
 import { loadConfig, type ConfigOverrides } from './config/load.js'
+import { loadLogConfig } from './config/logging.js'
+import { loadPublisherConfig, loadPushConfig } from './config/messaging.js'
 import { ForkyardError, codes } from './errors.js'
 import { createLogger, createOutput, flushAndExit } from './log/logger.js'
 
@@ -25,7 +27,10 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
   }
   const { app, env = process.env, handleSignals = true, ...overrides } = options
   const config = loadConfig(env, overrides)
-  const output = createOutput(1)
+  // Workers read these too (publish(), /readyz): refuse bad values here, before any worker starts.
+  loadPushConfig(env)
+  loadPublisherConfig(env)
+  const output = createOutput('server', loadLogConfig(env))
   const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'arbiter' } })
   const cpus = cpuCount()
   const workers = config.workers === 0 ? cpus.count : config.workers

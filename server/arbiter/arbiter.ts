@@ -10,11 +10,11 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
-import type { SonicBoom } from 'sonic-boom'
 import type { ServerConfig } from '../config/schema.js'
 import { ForkyardError, codes, type SerializedError } from '../errors.js'
+import type { LineOutput } from '../log/rotating-file.js'
 import { relayLines } from '../log/relay.js'
-import { STALL_FD, isWorkerMessage, workerEnv, type ArbiterMessage, type RequestSummary, type StallReport, type WorkerMessage } from '../protocol.js'
+import { LOG_FD, STALL_FD, isWorkerMessage, workerEnv, type ArbiterMessage, type RequestSummary, type StallReport, type WorkerMessage } from '../protocol.js'
 import { prepareBinds } from './binds.js'
 import { listenControl, type ControlCommand } from './control.js'
 import { backoffMs, classifyExit } from './exits.js'
@@ -74,7 +74,7 @@ export interface ArbiterOptions {
   app: string
   workers: number
   log: Logger
-  output: SonicBoom
+  output: LineOutput
 }
 
 const workerMain = fileURLToPath(new URL('../worker/main.js', import.meta.url))
@@ -82,7 +82,7 @@ const workerMain = fileURLToPath(new URL('../worker/main.js', import.meta.url))
 export class Arbiter {
   private readonly config: Readonly<ServerConfig>
   private readonly log: Logger
-  private readonly output: SonicBoom
+  private readonly output: LineOutput
   private readonly app: string
   private readonly workers = new Map<number, Tracked>()
   private target: number
@@ -117,8 +117,8 @@ export class Arbiter {
     cluster.setupPrimary({
       exec: workerMain,
       // stdout and stderr are piped and relayed line by line (one writer for the log output);
-      // fd 4 carries the watchdog's stall reports.
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe'],
+      // fd 4 carries the watchdog's stall reports, fd 5 the worker's own JSON log lines.
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe', 'pipe'],
       serialization: 'json',
     })
   }
@@ -128,7 +128,7 @@ export class Arbiter {
     mkdirSync(this.config.runDir, { recursive: true, mode: 0o700 })
     writePidfile(this.config.pidfile)
     await prepareBinds(this.config.bind)
-    this.control = await listenControl(join(this.config.runDir, 'server.sock'), (cmd) => this.onControl(cmd))
+    this.control = await listenControl(join(this.config.runDir, 'arbiter.sock'), (cmd) => this.onControl(cmd))
     this.ticker = setInterval(() => this.tick(), 100)
     this.starting = true
     const booting = Array.from({ length: this.target }, () => this.spawn(this.generation, 'start'))
@@ -369,6 +369,8 @@ export class Arbiter {
       JSON.stringify({ time: new Date().toISOString(), level: stream === 'stderr' ? 'error' : 'info', svc: 'server', pid: t.pid, role: 'worker', worker: t.id, stream, msg: line })
     if (cw.process.stdout) relayLines(cw.process.stdout, this.output, { wrap: wrap('stdout') })
     if (cw.process.stderr) relayLines(cw.process.stderr, this.output, { wrap: wrap('stderr') })
+    const logs = (cw.process.stdio as unknown[])[LOG_FD] as Readable | null | undefined
+    if (logs) relayLines(logs, this.output, { wrap: wrap('log'), trusted: true })
     const stalls = cw.process.stdio[STALL_FD] as Readable | null | undefined
     if (stalls) this.readStalls(t, stalls)
     cw.on('message', (m: unknown) => {
@@ -428,6 +430,16 @@ export class Arbiter {
           t.stall = null
         }
         break
+      case 'status-req': {
+        const st = this.status()
+        const reply: ArbiterMessage = { t: 'status', id: m.id, workers: { expected: st.expectedWorkers, ready: st.readyWorkers, generation: st.generation, reloading: st.reloading } }
+        try {
+          t.cw.send(reply)
+        } catch {
+          // the worker is going away
+        }
+        break
+      }
       case 'recycle':
         this.log.info({ worker: t.id, workerPid: t.pid, reason: m.reason, value: m.value, limit: m.limit }, 'worker asks to be recycled')
         this.queueRecycle(t.id)

@@ -17,13 +17,17 @@ export async function listenControl(path: string, handle: (cmd: ControlCommand) 
   }
   const server = createServer((socket) => {
     let buf = ''
+    let answered = false
     socket.setEncoding('utf8')
     socket.on('error', () => socket.destroy())
     socket.on('data', (chunk: string) => {
+      // One command per connection: whatever follows the first line is ignored.
+      if (answered) return
       buf += chunk
       if (buf.length > 4096) return socket.destroy()
       const nl = buf.indexOf('\n')
       if (nl === -1) return
+      answered = true
       let cmd: unknown
       try {
         cmd = (JSON.parse(buf.slice(0, nl)) as { cmd?: unknown }).cmd

@@ -15,6 +15,15 @@ import { Bridge } from '../bridge/bridge.js'
 import { loadBridgeConfig, loadPushConfig } from '../config/messaging.js'
 import { PushServer } from '../push/push-server.js'
 import { runService } from './run-service.js'
+import { fileURLToPath } from 'node:url'
+import { loadLogConfig } from '../config/logging.js'
+import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
+import { runNginx } from '../stack/nginx.js'
+import { downNative, ensureDotenv, stackEnv, supervisorctl, supervisordPid, upNative } from '../stack/launcher.js'
+import { showLogs } from '../stack/logs.js'
+
+/** The kit's own directory (where nginx/, supervisor/ and dist/ are). */
+const home = process.env.FORKYARD_HOME ?? fileURLToPath(new URL('../..', import.meta.url))
 
 const usage = `Usage: forkyard <command> [options]
 
@@ -25,6 +34,11 @@ Commands:
   stop                 graceful stop (same as kill -TERM <arbiter pid>)
   bridge               run the ZeroMQ message bridge (FORKYARD_BRIDGE_*)
   push                 run the WebSocket push process (FORKYARD_PUSH_*)
+  nginx                render nginx/nginx.conf.template from the settings and run nginx, logs relayed
+  up                   start the whole stack under supervisord (nginx, server, push, bridge); wait until ready
+  down                 stop the whole stack gracefully
+  ps                   every supervised process, then every worker
+  logs [-f] [--svc S] [--req ID] [--lines N] [--json]   the unified logs, merged in time order
 
 Options (each mirrors a FORKYARD_* variable, see .env.example):
   -w, --workers N           FORKYARD_WORKERS (0 = one per CPU the cgroup allows)
@@ -50,6 +64,10 @@ const { values, positionals } = (() => {
         'run-dir': { type: 'string' },
         'env-file': { type: 'string' },
         json: { type: 'boolean' },
+        follow: { type: 'boolean', short: 'f' },
+        svc: { type: 'string' },
+        req: { type: 'string' },
+        lines: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -78,7 +96,7 @@ function fail(err: unknown): never {
 
 async function control(cmd: ControlCommand): Promise<unknown> {
   const config = loadConfig(process.env, overrides())
-  return controlRequest(join(config.runDir, 'server.sock'), cmd, cmd === 'reload' ? 10 * 60_000 : 10_000)
+  return controlRequest(join(config.runDir, 'arbiter.sock'), cmd, cmd === 'reload' ? 10 * 60_000 : 10_000)
 }
 
 function printStatus(s: ArbiterStatus): void {
@@ -96,8 +114,10 @@ async function main(): Promise<void> {
     process.stdout.write(usage)
     process.exit(positionals.length === 0 && values.help !== true ? 2 : 0)
   }
-  loadDotenv({ path: values['env-file'] ?? '.env', quiet: true })
   const [command, ...rest] = positionals
+  // `up` creates .env from .env.example on first run, before reading it.
+  if (command === 'up' && ensureDotenv(home)) process.stdout.write('created .env from .env.example\n')
+  loadDotenv({ path: values['env-file'] ?? (['up', 'down', 'ps', 'logs'].includes(command ?? '') ? join(home, '.env') : '.env'), quiet: true })
   switch (command) {
     case 'serve': {
       const app = rest[0]
@@ -138,12 +158,48 @@ async function main(): Promise<void> {
       })
       return
     }
+    case 'nginx': {
+      const output = createOutput('nginx', loadLogConfig(process.env))
+      const log = createLogger(output, { svc: 'nginx', base: { role: 'wrapper' } })
+      const code = await runNginx(process.env, home, output, log)
+      flushAndExit(output, code)
+      return
+    }
+    case 'up': {
+      const say = (m: string): void => void process.stdout.write(`forkyard: ${m}\n`)
+      const st = await upNative(home, process.env, say)
+      say(`ready: ${st.url}  (make logs, make status, make reload, make down)`)
+      return
+    }
+    case 'down':
+      await downNative(home, process.env, (m) => void process.stdout.write(`forkyard: ${m}\n`))
+      return
+    case 'ps': {
+      const st = stackEnv(home, process.env)
+      if (supervisordPid(st.runDir) === null) {
+        process.stdout.write('forkyard: the stack is not running (make up)\n')
+        process.exit(3)
+      }
+      const r = supervisorctl(home, st, ['status'])
+      process.stdout.write(r.out)
+      try {
+        printStatus((await controlRequest(join(st.runDir, 'arbiter.sock'), 'status')) as ArbiterStatus)
+      } catch (err) {
+        process.stdout.write(`server: ${(err as Error).message}\n`)
+      }
+      return
+    }
+    case 'logs': {
+      const st = stackEnv(home, process.env)
+      await showLogs(st.logDir, { svc: values.svc, req: values.req }, { follow: values.follow === true, lines: Number(values.lines ?? 200), json: values.json === true, color: process.stdout.isTTY === true, write: (s) => void process.stdout.write(s) })
+      return
+    }
     case 'stop':
       await control('stop')
       process.stdout.write('stopping\n')
       return
     default:
-      process.stderr.write(`forkyard: expected a command (serve, status, reload, stop, bridge, push), got ${JSON.stringify(command)}\n\n${usage}`)
+      process.stderr.write(`forkyard: expected a command (serve, status, reload, stop, bridge, push, nginx, up, down, ps, logs), got ${JSON.stringify(command)}\n\n${usage}`)
       process.exit(2)
   }
 }

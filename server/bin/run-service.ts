@@ -3,6 +3,7 @@
  * and SIGINT (queued, acted on once), exit 0 when clean.
  */
 import type { Logger } from 'pino'
+import { loadLogConfig } from '../config/logging.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
 
 export interface Service {
@@ -10,7 +11,7 @@ export interface Service {
 }
 
 export async function runService(svc: string, level: string, start: (log: Logger) => Promise<Service>): Promise<void> {
-  const output = createOutput(1)
+  const output = createOutput(svc, loadLogConfig(process.env))
   const log = createLogger(output, { svc, level })
   let service: Service
   try {

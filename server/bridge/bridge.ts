@@ -110,7 +110,7 @@ export class Bridge {
 
   private onPublish(id: Buffer, frames: Buffer[]): void {
     this.counters.received++
-    const [, , pubBuf, seqBuf, chBuf, dataBuf] = frames
+    const [, , pubBuf, seqBuf, chBuf, dataBuf, reqBuf] = frames
     const seq = Number(seqBuf?.toString())
     if (pubBuf === undefined || chBuf === undefined || dataBuf === undefined || !Number.isSafeInteger(seq)) {
       this.counters.dropped.malformed++
@@ -130,7 +130,8 @@ export class Bridge {
       return reply(['nack', String(seq), 'data is not valid JSON'])
     }
     const now = Date.now()
-    const result = this.history.accept(pubBuf.toString(), seq, channel, data, now)
+    const reqId = reqBuf?.toString() ?? ''
+    const result = this.history.accept(pubBuf.toString(), seq, channel, data, now, reqId)
     if (result.duplicate) {
       this.counters.deduplicated++
       return reply(['ack', String(seq), String(result.offset), this.history.epoch])
@@ -145,6 +146,8 @@ export class Bridge {
       }
     }
     this.counters.accepted++
+    // Messages caused by a request are traceable by its id (make logs REQ=<id>).
+    if (reqId !== '') this.log.info({ reqId, channel, offset: result.offset }, 'published')
     reply(['ack', String(seq), String(result.offset), this.history.epoch])
     void this.xpubOut.send([channel, result.stored!.envelope]).then(
       () => void this.counters.forwarded++,

@@ -14,6 +14,8 @@ export interface Stored {
   pub: string
   seq: number
   data: string
+  /** The request that caused the message ('' when none). */
+  reqId: string
 }
 
 export interface Accepted {
@@ -42,8 +44,9 @@ interface Channel {
 /** Remembered (publisher, seq) pairs per publisher, to drop duplicates after resends. */
 const DEDUPE_WINDOW = 8192
 
-export function envelopeOf(channel: string, offset: number, epoch: string, ts: number, data: string): string {
-  return `{"channel":${JSON.stringify(channel)},"offset":${offset},"epoch":${JSON.stringify(epoch)},"ts":${ts},"data":${data}}`
+export function envelopeOf(channel: string, offset: number, epoch: string, ts: number, data: string, reqId = ''): string {
+  const req = reqId === '' ? '' : `,"reqId":${JSON.stringify(reqId)}`
+  return `{"channel":${JSON.stringify(channel)},"offset":${offset},"epoch":${JSON.stringify(epoch)},"ts":${ts}${req},"data":${data}}`
 }
 
 export class History {
@@ -55,7 +58,7 @@ export class History {
     private readonly limits: { count: number; ageMs: number },
   ) {}
 
-  accept(pub: string, seq: number, channel: string, data: string, now: number): Accepted {
+  accept(pub: string, seq: number, channel: string, data: string, now: number, reqId = ''): Accepted {
     let p = this.seen.get(pub)
     if (p === undefined) {
       p = { at: now, seqs: new Map() }
@@ -66,7 +69,7 @@ export class History {
     if (first !== undefined) return { offset: first, duplicate: true, stored: null }
     const ch = this.channel(channel)
     const offset = ch.last + 1
-    const stored: Stored = { offset, ts: now, envelope: envelopeOf(channel, offset, this.epoch, now, data), pub, seq, data }
+    const stored: Stored = { offset, ts: now, envelope: envelopeOf(channel, offset, this.epoch, now, data, reqId), pub, seq, data, reqId }
     this.restore(channel, stored)
     return { offset, duplicate: false, stored }
   }

@@ -18,10 +18,16 @@ export interface Published {
   epoch: string
 }
 
+export interface PublishOptions {
+  /** The request that caused this message: logged by the bridge and the push process, and carried in the envelope. */
+  reqId?: string
+}
+
 interface Pending {
   seq: number
   channel: string
   data: string
+  reqId: string
   sentAt: number
   resolve: (p: Published) => void
   reject: (err: Error) => void
@@ -55,7 +61,7 @@ export class Publisher {
     this.timer.unref()
   }
 
-  publish(channel: string, data: unknown): Promise<Published> {
+  publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<Published> {
     if (this.closed) return Promise.reject(new ForkyardError(codes.PUBLISH_CLOSED, 'publish() after the publisher was closed'))
     if (!CHANNEL.test(channel) || channel.startsWith('$') && !channel.startsWith('$sys:')) {
       return Promise.reject(new ForkyardError(codes.PUBLISH_INVALID, `Expected a channel name of 1-200 characters from A-Z a-z 0-9 _ : . - /, got ${JSON.stringify(channel.slice(0, 80))}`))
@@ -76,7 +82,7 @@ export class Publisher {
     }
     const seq = ++this.seq
     return new Promise<Published>((resolve, reject) => {
-      const p: Pending = { seq, channel, data: json, sentAt: Date.now(), resolve, reject }
+      const p: Pending = { seq, channel, data: json, reqId: options.reqId !== undefined && /^[A-Za-z0-9._:-]{1,128}$/.test(options.reqId) ? options.reqId : '', sentAt: Date.now(), resolve, reject }
       this.pending.set(seq, p)
       this.stats.queued++
       this.send(p)
@@ -90,7 +96,7 @@ export class Publisher {
 
   private send(p: Pending): void {
     p.sentAt = Date.now()
-    this.out.send(['pub', this.id, String(p.seq), p.channel, p.data]).catch(() => {
+    this.out.send(['pub', this.id, String(p.seq), p.channel, p.data, p.reqId]).catch(() => {
       // The socket is closing; the close rejects what is still pending.
     })
   }

@@ -17,8 +17,14 @@ interface Line {
   p?: string
   s?: number
   d?: unknown
+  r?: string
   /** Marker: the channel reached offset `o`, no message kept. */
   m?: 1
+}
+
+function lineOf(channel: string, s: Stored): string {
+  const r = s.reqId === '' ? '' : `,"r":${JSON.stringify(s.reqId)}`
+  return `{"c":${JSON.stringify(channel)},"o":${s.offset},"t":${s.ts},"p":${JSON.stringify(s.pub)},"s":${s.seq}${r},"d":${s.data}}`
 }
 
 export function newEpoch(): string {
@@ -68,7 +74,8 @@ export class HistoryStore {
         }
         const data = JSON.stringify(line.d)
         const ts = line.t ?? now
-        const stored: Stored = { offset: line.o, ts, envelope: envelopeOf(line.c, line.o, history.epoch, ts, data), pub: line.p ?? '', seq: line.s ?? -1, data }
+        const reqId = line.r ?? ''
+        const stored: Stored = { offset: line.o, ts, envelope: envelopeOf(line.c, line.o, history.epoch, ts, data, reqId), pub: line.p ?? '', seq: line.s ?? -1, data, reqId }
         history.restore(line.c, stored)
         restored++
       }
@@ -81,7 +88,7 @@ export class HistoryStore {
 
   append(channel: string, stored: Stored): void {
     if (this.fd === null) return
-    const line = `{"c":${JSON.stringify(channel)},"o":${stored.offset},"t":${stored.ts},"p":${JSON.stringify(stored.pub)},"s":${stored.seq},"d":${stored.data}}\n`
+    const line = `${lineOf(channel, stored)}\n`
     writeSync(this.fd, line)
     this.lines++
   }
@@ -96,7 +103,7 @@ export class HistoryStore {
     const out: string[] = []
     const keptLast = new Map<string, number>()
     for (const [channel, s] of history.kept()) {
-      out.push(`{"c":${JSON.stringify(channel)},"o":${s.offset},"t":${s.ts},"p":${JSON.stringify(s.pub)},"s":${s.seq},"d":${s.data}}`)
+      out.push(lineOf(channel, s))
       keptLast.set(channel, s.offset)
     }
     for (const [channel, last] of history.lastOffsets()) {

@@ -2,7 +2,16 @@
  * Every FORKYARD_* setting of the prefork server, declared once with its default and unit.
  * `.env.example` documents the same keys (a unit test keeps the two in step).
  */
+import { ForkyardError, codes } from '../errors.js'
 import { binds, bool, duration, int, oneOf, size, text, type BindAddress, type Parser } from './parse.js'
+
+const checks = ['workers', 'push', 'supervisor'] as const
+const readyChecks: Parser<ServerConfig['readyChecks']> = (name, raw) => {
+  const list = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  const bad = list.find((c) => !(checks as readonly string[]).includes(c))
+  if (bad !== undefined) throw new ForkyardError(codes.CONFIG, `Expected ${name} to be a comma-separated list of ${checks.join(', ')}, got ${JSON.stringify(raw)}`)
+  return list as ServerConfig['readyChecks']
+}
 
 export interface ServerConfig {
   /** Where workers accept connections. */
@@ -45,6 +54,8 @@ export interface ServerConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
   /** One JSON access line per request. */
   accessLog: boolean
+  /** What GET /readyz checks: workers always; push, bridge and supervisor in the full stack. */
+  readyChecks: ('workers' | 'push' | 'supervisor')[]
 }
 
 interface Field<T> {
@@ -74,4 +85,5 @@ export const schema: Schema = {
   pidfile: { env: 'FORKYARD_PIDFILE', parse: (_n, raw) => raw.trim(), default: '' },
   logLevel: { env: 'FORKYARD_LOG_LEVEL', parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal'), default: 'info' },
   accessLog: { env: 'FORKYARD_ACCESS_LOG', parse: bool, default: 'true' },
+  readyChecks: { env: 'FORKYARD_READY_CHECKS', parse: readyChecks, default: 'workers' },
 }

@@ -5,13 +5,21 @@
  * One pino() per process writing JSON lines to one output; modules take children
  * (`log.child({ role: 'arbiter' })`). Pretty-printing happens outside the process.
  */
+import { join } from 'node:path'
 import pino, { type Logger } from 'pino'
-import type { SonicBoom } from 'sonic-boom'
+import type { LogConfig } from '../config/logging.js'
+import { RotatingFile, type LineOutput } from './rotating-file.js'
 
 export type { Logger }
 
-/** One ordered writer per process (stdout by default). Everything the process logs goes through it. */
-export function createOutput(fd = 1): SonicBoom {
+export type { LineOutput }
+
+/**
+ * One ordered writer per process: `<FORKYARD_LOG_DIR>/<svc>.log` (rotated by size) when a log
+ * directory is set, else stdout. Everything the process logs goes through it.
+ */
+export function createOutput(svc: string, config: Readonly<LogConfig> | null, fd = 1): LineOutput {
+  if (config !== null && config.dir !== '') return new RotatingFile(join(config.dir, `${svc}.log`), config.maxBytes, config.keep)
   // Asynchronous so a slow log reader never stalls the event loop (and so heartbeats); writes keep
   // their order, and sonic-boom finishes a partial write before starting the next one.
   return pino.destination({ dest: fd, sync: false })
@@ -23,7 +31,7 @@ export interface LoggerOptions {
   base?: Record<string, unknown>
 }
 
-export function createLogger(output: SonicBoom, options: LoggerOptions): Logger {
+export function createLogger(output: LineOutput, options: LoggerOptions): Logger {
   return pino(
     {
       level: options.level ?? 'info',
@@ -33,12 +41,12 @@ export function createLogger(output: SonicBoom, options: LoggerOptions): Logger 
       base: { svc: options.svc, pid: process.pid, ...options.base },
       formatters: { level: (label) => ({ level: label }) },
     },
-    output,
+    output as pino.DestinationStream,
   )
 }
 
 /** Writes what is buffered, synchronously, then exits: no log line is lost on the way out. */
-export function flushAndExit(output: SonicBoom, code: number): never {
+export function flushAndExit(output: LineOutput, code: number): never {
   try {
     output.flushSync()
   } catch {

@@ -5,14 +5,20 @@
  * only atomic up to PIPE_BUF = 4096 bytes, pipe(7)).
  */
 import type { Readable } from 'node:stream'
-import type { SonicBoom } from 'sonic-boom'
+import type { LineOutput } from './rotating-file.js'
 
 export interface RelayOptions {
   /** Lines that are not JSON (a crash trace on stderr) are wrapped into the log schema. */
   wrap: (line: string) => string
+  /**
+   * The stream carries only JSON lines made by a logger (pino, nginx's escape=json format): they
+   * pass through without being parsed. Otherwise every line is checked, so that a console.log of
+   * an object ("{ a: 1 }") is wrapped rather than passed on as broken JSON.
+   */
+  trusted?: boolean
 }
 
-export function relayLines(stream: Readable, output: SonicBoom, options: RelayOptions): void {
+export function relayLines(stream: Readable, output: LineOutput, options: RelayOptions): void {
   let pending = ''
   stream.setEncoding('utf8')
   stream.on('data', (chunk: string) => {
@@ -31,18 +37,28 @@ export function relayLines(stream: Readable, output: SonicBoom, options: RelayOp
   })
 }
 
-function writeLines(text: string, output: SonicBoom, options: RelayOptions): void {
-  // Fast path: JSON lines (pino output) pass through untouched, in one write.
-  if (isAllJson(text)) {
+function writeLines(text: string, output: LineOutput, options: RelayOptions): void {
+  // Fast path: a trusted stream's JSON lines pass through untouched, in one write.
+  if (options.trusted === true && isAllJson(text)) {
     output.write(text)
     return
   }
   let out = ''
   for (const line of text.split('\n')) {
     if (line === '') continue
-    out += (line.startsWith('{') && line.endsWith('}') ? line : options.wrap(line)) + '\n'
+    out += (isJson(line) ? line : options.wrap(line)) + '\n'
   }
   if (out !== '') output.write(out)
+}
+
+function isJson(line: string): boolean {
+  if (!line.startsWith('{') || !line.endsWith('}')) return false
+  try {
+    JSON.parse(line)
+    return true
+  } catch {
+    return false
+  }
 }
 
 function isAllJson(text: string): boolean {

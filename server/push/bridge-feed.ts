@@ -17,6 +17,7 @@ export interface Envelope {
   offset: number
   epoch: string
   ts: number
+  reqId?: string
   data: unknown
 }
 

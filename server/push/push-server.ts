@@ -244,6 +244,7 @@ export class PushServer {
     const set = this.channels.get(channel)
     if (set === undefined) return
     const frame = messageFrame(text)
+    let delivered = 0
     for (const conn of set) {
       const sub = conn.subs.get(channel)
       if (sub === undefined) continue
@@ -254,7 +255,9 @@ export class PushServer {
       if (offset <= sub.lastSent) continue
       sub.lastSent = offset
       this.send(conn, frame)
+      delivered++
     }
+    if (env.reqId !== undefined) this.log.info({ reqId: env.reqId, channel, offset, clients: delivered }, 'delivered')
   }
 
   private onReset(channel: string, epoch: string, offset: number, reason: string): void {

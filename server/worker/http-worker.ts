@@ -12,6 +12,7 @@ import { ForkyardError, codes } from '../errors.js'
 import type { RequestSummary, WorkerMessage } from '../protocol.js'
 import { InflightTable } from './inflight.js'
 import type { LoadedApp } from './load-app.js'
+import type { ReadinessCheck } from './readiness.js'
 import { requestIdOf } from './request-id.js'
 
 interface Inflight {
@@ -39,6 +40,7 @@ export class HttpWorker {
     private readonly log: Logger,
     private readonly send: (m: WorkerMessage) => void,
     private readonly table: InflightTable,
+    private readonly readiness: ReadinessCheck | null = null,
   ) {
     const jitter = config.maxRequestsJitter > 0 ? Math.floor(Math.random() * (config.maxRequestsJitter + 1)) : 0
     this.maxRequests = config.maxRequests > 0 ? config.maxRequests + jitter : 0
@@ -91,6 +93,10 @@ export class HttpWorker {
       this.answerHealth(res, method)
       return
     }
+    if (path === '/readyz' && (method === 'GET' || method === 'HEAD') && this.readiness !== null) {
+      this.answerReady(res, method, this.readiness)
+      return
+    }
     const entry: Inflight = { slot: this.table.add(method, path, reqId, Date.now()), method, path, reqId, start, res }
     this.inflight.add(entry)
     let timer: NodeJS.Timeout | undefined
@@ -121,6 +127,20 @@ export class HttpWorker {
     const body = JSON.stringify({ status: this.draining ? 'draining' : 'ok', pid: process.pid, worker: cluster.worker?.id ?? 0 })
     res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' })
     res.end(method === 'HEAD' ? undefined : body)
+  }
+
+  private answerReady(res: ServerResponse, method: string, readiness: ReadinessCheck): void {
+    readiness.check().then(
+      (r) => {
+        const body = JSON.stringify({ ...r, worker: cluster.worker?.id ?? 0, pid: process.pid })
+        res.writeHead(r.ready ? 200 : 503, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' })
+        res.end(method === 'HEAD' ? undefined : body)
+      },
+      (err: unknown) => {
+        res.writeHead(503, { 'Content-Type': 'application/json' })
+        res.end(JSON.stringify({ ready: false, error: (err as Error).message }))
+      },
+    )
   }
 
   private onAppError(err: unknown, entry: Inflight): void {

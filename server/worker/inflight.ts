@@ -4,7 +4,7 @@
  *
  * Layout: header Int32[0] = loop tick counter, Int32[1] = requests not described (table full);
  * then SLOTS slots of { Int32 used, Int32 byteLength, Float64 startMs, SLOT_TEXT bytes of
- * "METHOD\tpath\treqId" }. Only the main thread writes; the watchdog reads when the main thread
+ * "METHOD\treqId\tpath" }. Only the main thread writes; the watchdog reads when the main thread
  * is stuck, so there is no concurrent write to tear.
  */
 import type { RequestSummary } from '../protocol.js'
@@ -51,7 +51,8 @@ export class InflightTable {
       return -1
     }
     const base = HEADER + slot * SLOT_SIZE
-    const text = `${method}\t${path.length > 300 ? path.slice(0, 300) : path}\t${reqId}`
+    // The path goes last: if a long (multi-byte) path overflows the slot, only its end is cut.
+    const text = `${method}\t${reqId}\t${path.length > 300 ? path.slice(0, 300) : path}`
     const { written } = encoder.encodeInto(text, this.bytes.subarray(base + 16, base + 16 + SLOT_TEXT))
     this.view.setInt32(base + 4, written, true)
     this.view.setFloat64(base + 8, startMs, true)
@@ -77,7 +78,9 @@ export class InflightTable {
       const len = Math.min(this.view.getInt32(base + 4, true), SLOT_TEXT)
       const startMs = this.view.getFloat64(base + 8, true)
       // Copy out of shared memory first: TextDecoder refuses SharedArrayBuffer views.
-      const [method = '', path = '', reqId = ''] = decoder.decode(this.bytes.slice(base + 16, base + 16 + len)).split('\t')
+      const text = decoder.decode(this.bytes.slice(base + 16, base + 16 + len))
+      const [method = '', reqId = ''] = text.split('\t', 2)
+      const path = text.slice(method.length + reqId.length + 2).replace(/\uFFFD$/, '')
       requests.push({ method, path, reqId, ageMs: Math.max(0, Math.round(nowMs - startMs)) })
     }
     requests.sort((a, b) => b.ageMs - a.ageMs)

@@ -7,7 +7,10 @@ import { Worker as Thread } from 'node:worker_threads'
 import type { ServerConfig } from '../config/schema.js'
 import { ForkyardError, codes, serializeError } from '../errors.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
-import { workerEnv, type ArbiterMessage, type WorkerMessage } from '../protocol.js'
+import { join } from 'node:path'
+import { loadPushConfig } from '../config/messaging.js'
+import { LOG_FD, workerEnv, type ArbiterMessage, type WorkerMessage, type WorkersSummary } from '../protocol.js'
+import { ReadinessCheck } from './readiness.js'
 import { HttpWorker } from './http-worker.js'
 import { InflightTable } from './inflight.js'
 import { loadApp } from './load-app.js'
@@ -16,7 +19,9 @@ const config = JSON.parse(process.env[workerEnv.config] ?? '{}') as ServerConfig
 const appPath = process.env[workerEnv.app] ?? ''
 const workerId = Number(process.env[workerEnv.id] ?? 0)
 const generation = Number(process.env[workerEnv.generation] ?? 0)
-const output = createOutput(1)
+// Workers log on their own pipe (LOG_FD); the arbiter relays the lines into the server's one
+// output. The app's own prints on stdout and stderr are relayed too, wrapped when not JSON.
+const output = createOutput('server', null, LOG_FD)
 const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'worker', worker: workerId, generation } })
 
 function send(m: WorkerMessage): void {
@@ -66,9 +71,31 @@ async function main(): Promise<void> {
     return stopping
   }
 
+  // /readyz asks the arbiter how many workers are up.
+  const statusCalls = new Map<number, (w: WorkersSummary) => void>()
+  let nextCall = 0
+  const workersSummary = (): Promise<WorkersSummary> =>
+    new Promise((resolve, reject) => {
+      const id = ++nextCall
+      const timer = setTimeout(() => {
+        statusCalls.delete(id)
+        reject(new Error('the arbiter did not answer within 1000 ms'))
+      }, 1000)
+      statusCalls.set(id, (w) => {
+        clearTimeout(timer)
+        resolve(w)
+      })
+      send({ t: 'status-req', id })
+    })
+  const readiness = new ReadinessCheck({ config, workers: workersSummary, pushBind: loadPushConfig(process.env).bind, supervisorSocket: join(config.runDir, 'supervisor.sock') })
+
   process.on('message', (m: unknown) => {
     const msg = m as ArbiterMessage
     if (msg?.t === 'drain') void stop(msg.reason, msg.closeIdle)
+    else if (msg?.t === 'status') {
+      statusCalls.get(msg.id)?.(msg.workers)
+      statusCalls.delete(msg.id)
+    }
   })
   // The arbiter is gone (killed -9?): never keep serving unsupervised.
   process.on('disconnect', () => void stop('arbiter disconnected', true))
@@ -92,7 +119,7 @@ async function main(): Promise<void> {
         throw new ForkyardError(codes.APP_START, `The app's start() hook failed: ${(err as Error)?.message ?? String(err)}`, { cause: err })
       }
     }
-    worker = new HttpWorker(config, loaded, log, send, table)
+    worker = new HttpWorker(config, loaded, log, send, table, readiness)
     await worker.listen()
   } catch (err) {
     log.error({ err }, 'worker failed to boot')

@@ -1,0 +1,43 @@
+/** Settings of the whole stack (nginx in front, supervisord around the processes). */
+import { isAbsolute, resolve } from 'node:path'
+import { ForkyardError, codes } from '../errors.js'
+import { int, size, text, type Parser } from './parse.js'
+import { readSection, type Schema } from './section.js'
+
+export interface StackConfig {
+  /** Port nginx listens on. */
+  port: number
+  /** Address nginx listens on: 127.0.0.1 on a host, 0.0.0.0 in the container. */
+  listenHost: string
+  /** The app module the workers serve. */
+  app: string
+  /** Largest request body nginx accepts (413 beyond). */
+  bodyLimitBytes: number
+  /** nginx worker processes ("auto" = one per CPU). */
+  nginxWorkers: string
+  /** Directory served at /static/. */
+  staticDir: string
+}
+
+const workers: Parser<string> = (name, raw) => {
+  const s = raw.trim()
+  if (s !== 'auto' && !/^[1-9]\d{0,2}$/.test(s)) throw new ForkyardError(codes.CONFIG, `Expected ${name} to be "auto" or a whole number from 1 to 999, got ${JSON.stringify(raw)}`)
+  return s
+}
+
+export const stackSchema: Schema<StackConfig> = {
+  port: { env: 'FORKYARD_PORT', parse: int(1, 65535), default: '8080' },
+  listenHost: { env: 'FORKYARD_LISTEN_HOST', parse: text, default: '127.0.0.1' },
+  app: { env: 'FORKYARD_APP', parse: text, default: 'example/app.mjs' },
+  bodyLimitBytes: { env: 'FORKYARD_BODY_LIMIT', parse: size, default: '1MiB' },
+  nginxWorkers: { env: 'FORKYARD_NGINX_WORKERS', parse: workers, default: '1' },
+  staticDir: { env: 'FORKYARD_STATIC_DIR', parse: text, default: 'example/public' },
+}
+
+/** `home` is the kit's directory: relative paths in .env are relative to it. */
+export function loadStackConfig(env: NodeJS.ProcessEnv, home: string): Readonly<StackConfig> {
+  const c = readSection(stackSchema, env)
+  if (!isAbsolute(c.app)) c.app = resolve(home, c.app)
+  if (!isAbsolute(c.staticDir)) c.staticDir = resolve(home, c.staticDir)
+  return Object.freeze(c)
+}

@@ -1,0 +1,86 @@
+/**
+ * `forkyard nginx`: renders nginx/nginx.conf.template with values from the settings into
+ * <run dir>/nginx.conf, checks it with `nginx -t`, then runs nginx in the foreground with its
+ * lines relayed, whole, into <log dir>/nginx.log.
+ */
+import { spawnSync } from 'node:child_process'
+import { constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs'
+import { Socket } from 'node:net'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import { loadConfig } from '../config/load.js'
+import { loadPushConfig } from '../config/messaging.js'
+import { loadStackConfig } from '../config/stack.js'
+import { ForkyardError, codes } from '../errors.js'
+import type { LineOutput } from '../log/rotating-file.js'
+import { relayLines } from '../log/relay.js'
+import { runLogged, wrapPlainLine } from '../log/run-logged.js'
+
+/** Replaces every ${NAME}; a placeholder without a value is an error, never left in the file. */
+export function renderTemplate(template: string, values: Record<string, string>): string {
+  return template.replace(/\$\{([A-Z_]+)\}/g, (whole, name: string) => {
+    const v = values[name]
+    if (v === undefined) throw new ForkyardError(codes.CONFIG, `nginx template placeholder ${whole} has no value`)
+    return v
+  })
+}
+
+function seconds(ms: number): string {
+  return `${Math.max(1, Math.ceil(ms / 1000))}s`
+}
+
+export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string, string> {
+  const server = loadConfig(env)
+  const stack = loadStackConfig(env, home)
+  const push = loadPushConfig(env)
+  const sock = server.bind.find((b) => b.kind === 'unix')
+  if (sock === undefined || sock.kind !== 'unix') {
+    throw new ForkyardError(codes.CONFIG, `Expected FORKYARD_BIND to include a Unix socket (unix:/path) for nginx, got ${JSON.stringify(server.bind.map((b) => b.text).join(','))}`)
+  }
+  // nginx must close idle upstream connections before the server does (see the template).
+  const upstreamKeepaliveMs = Math.max(1000, Math.min(60_000, server.keepAliveTimeoutMs - 5000))
+  const worstServerMs = Math.max(server.timeoutMs, server.requestTimeoutMs)
+  return {
+    RUN_DIR: server.runDir,
+    NGINX_WORKERS: stack.nginxWorkers,
+    NGINX_ERROR_LEVEL: 'warn',
+    USER_DIRECTIVE: process.getuid?.() === 0 ? '# Started as root (a native run as root): workers stay root to reach the run directory.\nuser root;' : '',
+    MIME_TYPES: '/etc/nginx/mime.types',
+    SERVER_SOCKET: sock.path,
+    SERVER_KEEPALIVE: seconds(server.keepAliveTimeoutMs),
+    UPSTREAM_KEEPALIVE: seconds(upstreamKeepaliveMs),
+    PUSH_BIND: push.bind,
+    LISTEN: `${stack.listenHost}:${stack.port}`,
+    BODY_LIMIT: String(stack.bodyLimitBytes),
+    PROXY_READ_TIMEOUT: seconds(worstServerMs + 5000),
+    STATIC_DIR: stack.staticDir,
+    ACCESS_LOG: join(server.runDir, 'nginx-access.fifo'),
+  }
+}
+
+export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: LineOutput, log: Logger): Promise<number> {
+  const values = nginxValues(env, home)
+  const conf = join(values.RUN_DIR!, 'nginx.conf')
+  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(values.RUN_DIR!, 'nginx-temp', d), { recursive: true, mode: 0o700 })
+  writeFileSync(conf, renderTemplate(readFileSync(join(home, 'nginx/nginx.conf.template'), 'utf8'), values), { mode: 0o600 })
+  // nginx writes access lines into a FIFO that this process reads (and only this process writes
+  // nginx.log). Opened read-write so that opening never blocks and nginx restarts never end it.
+  const fifo = values.ACCESS_LOG!
+  if (!existsSync(fifo)) {
+    const made = spawnSync('mkfifo', ['-m', '600', fifo], { encoding: 'utf8' })
+    if (made.status !== 0) throw new ForkyardError(codes.CONFIG, `Cannot create the access-log FIFO ${fifo}: ${made.stderr}`)
+  }
+  const access = new Socket({ fd: openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK), readable: true, writable: false })
+  relayLines(access, output, { wrap: (line) => wrapPlainLine('nginx', 0, line), trusted: true })
+  // -e: the error log before the configuration is read (default /var/log/nginx, not writable).
+  const check = spawnSync('nginx', ['-t', '-q', '-e', 'stderr', '-c', conf], { encoding: 'utf8', env: { ...env, TZ: 'UTC' } })
+  if (check.status !== 0) {
+    access.destroy()
+    log.fatal({ conf, output: (check.stderr ?? '') + (check.stdout ?? ''), error: check.error?.message }, 'nginx configuration rejected by nginx -t')
+    return 1
+  }
+  log.info({ conf, listen: values.LISTEN, upstream: values.SERVER_SOCKET, push: values.PUSH_BIND }, 'starting nginx')
+  const code = await runLogged('nginx', 'nginx', ['-e', 'stderr', '-c', conf], output, log, { ...env, TZ: 'UTC' })
+  access.destroy()
+  return code
+}

@@ -1,0 +1,116 @@
+/**
+ * GET /readyz, answered by a worker without calling the app: 200 only when every component of
+ * the deployment really works. Workers (up/expected, from the arbiter); in the full stack also
+ * the push process and, through its heartbeat, the bridge (delivery lag through bridge to push);
+ * supervisord (a program in FATAL or BACKOFF is not ready); and the config version in force.
+ * Answers are cached for 250 ms so a burst of probes does not multiply the checks.
+ */
+import { createHash } from 'node:crypto'
+import { request } from 'node:http'
+import type { ServerConfig } from '../config/schema.js'
+import type { WorkersSummary } from '../protocol.js'
+
+export interface ReadinessDeps {
+  config: Readonly<ServerConfig>
+  workers: () => Promise<WorkersSummary>
+  pushBind: string
+  supervisorSocket: string
+}
+
+export interface Readiness {
+  ready: boolean
+  components: Record<string, Record<string, unknown> & { ok: boolean }>
+}
+
+/** A short hash of every FORKYARD_* setting in force: equal versions mean equal configuration. */
+export function configVersion(env: NodeJS.ProcessEnv): string {
+  const entries = Object.entries(env).filter(([k]) => k.startsWith('FORKYARD_') && !k.startsWith('FORKYARD_INTERNAL') && k !== 'FORKYARD_WORKER_ID' && k !== 'FORKYARD_GENERATION')
+  entries.sort(([a], [b]) => (a < b ? -1 : 1))
+  return createHash('sha256').update(JSON.stringify(entries)).digest('hex').slice(0, 12)
+}
+
+function httpJson(options: { host?: string; port?: number; socketPath?: string; path: string; method?: string; body?: string; headers?: Record<string, string> }, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ ...options, method: options.method ?? 'GET', agent: false }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => (text += c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+    })
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+    req.on('error', reject)
+    req.end(options.body)
+  })
+}
+
+async function checkPush(bind: string): Promise<[Readiness['components'][string], Readiness['components'][string]]> {
+  const [host, port] = bind.split(':')
+  try {
+    const { status, text } = await httpJson({ host: host ?? '127.0.0.1', port: Number(port), path: '/readyz' }, 1000)
+    const body = JSON.parse(text) as { ready?: boolean; heartbeatLagMs?: number | null; lastHeartbeatMsAgo?: number | null; connections?: number; bridge?: Record<string, unknown> }
+    const bridgeOk = body.bridge !== undefined && !('error' in body.bridge)
+    return [
+      { ok: status === 200, connections: body.connections, heartbeatLagMs: body.heartbeatLagMs, lastHeartbeatMsAgo: body.lastHeartbeatMsAgo },
+      bridgeOk ? { ok: body.ready === true, epoch: body.bridge!.epoch, accepted: body.bridge!.accepted, deduplicated: body.bridge!.deduplicated, dropped: body.bridge!.dropped } : { ok: false, error: String(body.bridge?.error ?? 'no bridge stats') },
+    ]
+  } catch (err) {
+    const error = `push process unreachable at ${bind}: ${(err as Error).message}`
+    return [{ ok: false, error }, { ok: false, error: 'unknown: the push process did not answer' }]
+  }
+}
+
+async function checkSupervisor(socketPath: string): Promise<Readiness['components'][string]> {
+  const body = '<?xml version="1.0"?><methodCall><methodName>supervisor.getAllProcessInfo</methodName><params></params></methodCall>'
+  try {
+    const { text } = await httpJson({ socketPath, path: '/RPC2', method: 'POST', body, headers: { 'Content-Type': 'text/xml' } }, 1000)
+    const programs: Record<string, string> = {}
+    for (const struct of text.split('<struct>').slice(1)) {
+      const field = (name: string): string | undefined => new RegExp(`<name>${name}</name>\\s*<value><string>([^<]*)</string></value>`).exec(struct)?.[1]
+      const name = field('name')
+      const state = field('statename')
+      if (name !== undefined && state !== undefined) programs[name] = state
+    }
+    const bad = Object.entries(programs).filter(([, s]) => s !== 'RUNNING')
+    return { ok: Object.keys(programs).length > 0 && bad.length === 0, programs }
+  } catch (err) {
+    return { ok: false, error: `supervisord unreachable at ${socketPath}: ${(err as Error).message}` }
+  }
+}
+
+export class ReadinessCheck {
+  private cached: { at: number; value: Promise<Readiness> } | null = null
+
+  constructor(private readonly deps: ReadinessDeps) {}
+
+  check(): Promise<Readiness> {
+    const now = Date.now()
+    if (this.cached !== null && now - this.cached.at < 250) return this.cached.value
+    const value = this.run()
+    this.cached = { at: now, value }
+    return value
+  }
+
+  private async run(): Promise<Readiness> {
+    const checks = this.deps.config.readyChecks
+    const components: Readiness['components'] = {}
+    const jobs: Promise<void>[] = []
+    jobs.push(
+      this.deps.workers().then(
+        (w) => void (components.workers = { ok: w.ready >= w.expected && w.expected > 0, up: w.ready, expected: w.expected, generation: w.generation, reloading: w.reloading }),
+        (err: Error) => void (components.workers = { ok: false, error: err.message }),
+      ),
+    )
+    if (checks.includes('push')) {
+      jobs.push(
+        checkPush(this.deps.pushBind).then(([push, bridge]) => {
+          components.push = push
+          components.bridge = bridge
+        }),
+      )
+    }
+    if (checks.includes('supervisor')) jobs.push(checkSupervisor(this.deps.supervisorSocket).then((s) => void (components.supervisor = s)))
+    await Promise.all(jobs)
+    components.config = { ok: true, version: configVersion(process.env) }
+    return { ready: Object.values(components).every((c) => c.ok), components }
+  }
+}
