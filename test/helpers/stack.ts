@@ -1,0 +1,72 @@
+/**
+ * The whole stack (`forkyard up`: supervisord, nginx, server, push, bridge) for a test, in its own
+ * run and log directories on free ports; torn down (`forkyard down`) at the end, whatever happens.
+ */
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { TestContext } from 'node:test'
+import { bin, freePort, root, tempDir } from './server.js'
+
+export interface StackRun {
+  env: Record<string, string>
+  dir: string
+  runDir: string
+  logDir: string
+  port: number
+  url: (path: string) => string
+  cli: (...args: string[]) => { status: number | null; stdout: string; stderr: string }
+  /** pid of a supervised program (bridge, push, server, nginx wrapper) from supervisorctl. */
+  programPid: (name: string) => number | null
+  supervisordPid: () => number
+}
+
+export async function startStackRun(t: TestContext, extra: Record<string, string> = {}): Promise<StackRun> {
+  const dir = tempDir('fy-stack-')
+  const port = await freePort()
+  const pushPort = await freePort()
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    FORKYARD_RUN_DIR: join(dir, 'run'),
+    FORKYARD_LOG_DIR: join(dir, 'logs'),
+    FORKYARD_PORT: String(port),
+    FORKYARD_PUSH_BIND: `127.0.0.1:${pushPort}`,
+    FORKYARD_WORKERS: '2',
+    FORKYARD_GRACEFUL_TIMEOUT: '10s',
+    FORKYARD_PUSH_HEARTBEAT_STALE: '2s',
+    ...extra,
+  }
+  const cli = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
+    const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, env, encoding: 'utf8', timeout: 180_000 })
+    return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }
+  }
+  const run: StackRun = {
+    env,
+    dir,
+    runDir: env.FORKYARD_RUN_DIR!,
+    logDir: env.FORKYARD_LOG_DIR!,
+    port,
+    url: (path) => `http://127.0.0.1:${port}${path}`,
+    cli,
+    programPid: (name) => {
+      const r = spawnSync('supervisorctl', ['-c', join(root, 'supervisor/supervisord.conf'), 'status', name], { env: { ...env, FORKYARD_HOME: root, FORKYARD_NODE: process.execPath, FORKYARD_APP: 'x' }, encoding: 'utf8' })
+      const m = /RUNNING\s+pid (\d+)/.exec(r.stdout ?? '')
+      return m === null ? null : Number(m[1])
+    },
+    supervisordPid: () => Number(readFileSync(join(env.FORKYARD_RUN_DIR!, 'supervisord.pid'), 'utf8').trim()),
+  }
+  t.after(() => {
+    const down = cli('down')
+    if (down.status !== 0) {
+      try {
+        process.kill(run.supervisordPid(), 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+  })
+  const up = cli('up')
+  if (up.status !== 0) throw new Error(`forkyard up failed (${up.status}):\n${up.stdout}\n${up.stderr}`)
+  return run
+}

@@ -1,0 +1,121 @@
+/**
+ * The whole stack end to end, natively: `forkyard up` (what `make up` runs without Docker), then
+ * through nginx: health, readiness, an app request, a WebSocket message published by a worker;
+ * kill -9 of each process (supervisord restarts it, readiness red then green); a reload under
+ * POST load with zero failures; 413 and 431; one log file per process with the same request id
+ * across nginx and worker; rotation under load losing no line; `forkyard down` leaving nothing.
+ */
+import assert from 'node:assert/strict'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { isAlive } from '../../server/arbiter/pidfile.js'
+import { startLoad } from '../helpers/load.js'
+import { connect } from '../helpers/push.js'
+import { startStackRun } from '../helpers/stack.js'
+import { until } from '../helpers/server.js'
+
+async function readyz(url: string): Promise<{ status: number; body: { ready?: boolean; components?: Record<string, { ok: boolean }> } }> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(3000) })
+    return { status: r.status, body: (await r.json().catch(() => ({}))) as { ready?: boolean } }
+  } catch {
+    return { status: 0, body: {} }
+  }
+}
+
+function logLines(dir: string): { file: string; line: Record<string, unknown> }[] {
+  const out: { file: string; line: Record<string, unknown> }[] = []
+  for (const f of readdirSync(dir).filter((f) => /\.log(\.\d+)?$/.test(f))) {
+    for (const text of readFileSync(join(dir, f), 'utf8').split('\n')) {
+      if (text === '') continue
+      out.push({ file: f, line: JSON.parse(text) as Record<string, unknown> })
+    }
+  }
+  return out
+}
+
+test('the stack natively: up, requests, WebSocket, kill -9 of each process, reload under load, limits, logs, rotation, down', async (t) => {
+  const s = await startStackRun(t, { FORKYARD_LOG_MAX_SIZE: '64KiB', FORKYARD_LOG_KEEP: '200' })
+
+  // Health and readiness through nginx.
+  assert.equal((await fetch(s.url('/healthz'))).status, 200)
+  const ready = await readyz(s.url('/readyz'))
+  assert.equal(ready.status, 200, JSON.stringify(ready.body))
+  assert.deepEqual(Object.keys(ready.body.components ?? {}).sort(), ['bridge', 'config', 'push', 'supervisor', 'workers'])
+  const hello = await fetch(s.url('/'))
+  assert.equal(hello.status, 200)
+  assert.match(await hello.text(), /forkyard example app/)
+  assert.match(hello.headers.get('x-request-id') ?? '', /^[0-9a-f]{32}$/)
+
+  // A message published by a worker reaches a browser connected through nginx.
+  const client = connect(`ws://127.0.0.1:${s.port}/ws`)
+  await client.opened
+  client.send({ type: 'subscribe', channel: 'news' })
+  await until('subscribed', () => client.messages.some((m) => m.type === 'subscribed'))
+  const published = await fetch(s.url('/api/notify'), { method: 'POST', body: JSON.stringify({ channel: 'news', message: 'hello browsers' }) })
+  assert.equal(published.status, 202)
+  const reqId = published.headers.get('x-request-id') ?? ''
+  const msg = await until('message through nginx', () => client.messages.find((m) => m.type === 'message'))
+  assert.deepEqual(msg.data, { message: 'hello browsers' })
+  assert.equal(msg.reqId, reqId)
+  client.ws.close()
+
+  // Limits answered, not hung.
+  assert.equal((await fetch(s.url('/api/notify'), { method: 'POST', body: 'x'.repeat(2 * 1024 * 1024) })).status, 413)
+  assert.equal((await fetch(s.url('/'), { headers: { 'X-Big': 'x'.repeat(40 * 1024) } })).status, 431)
+
+  // kill -9 of each process: supervisord restarts it; readiness goes red, then green.
+  const nginxPid = (): number => Number(readFileSync(join(s.runDir, 'nginx.pid'), 'utf8').trim())
+  const victims: [string, () => number | null][] = [
+    ['bridge', () => s.programPid('bridge')],
+    ['push', () => s.programPid('push')],
+    ['server', () => s.programPid('server')],
+    ['nginx', () => nginxPid()],
+  ]
+  for (const [name, pidOf] of victims) {
+    const pid = pidOf()
+    assert.ok(pid !== null && pid > 0, `${name} pid`)
+    process.kill(pid, 'SIGKILL')
+    await until(`${name}: readiness red`, async () => (await readyz(s.url('/readyz'))).status !== 200, 15_000, 20)
+    await until(`${name}: readiness green again`, async () => (await readyz(s.url('/readyz'))).status === 200, 60_000, 200)
+    assert.notEqual(pidOf(), pid, `${name} was restarted`)
+  }
+
+  // A rolling reload under POST load through nginx over keep-alive: zero failed requests.
+  const load = startLoad(s.port, { path: '/api/notify', concurrency: 8, check: (st) => (st === 400 ? null : `status ${st}`) })
+  await until('load flowing', () => load.result.ok > 200, 20_000)
+  const reload = s.cli('reload')
+  assert.equal(reload.status, 0, reload.stdout + reload.stderr)
+  const after = load.result.ok
+  await until('load after reload', () => load.result.ok > after + 200, 20_000)
+  const result = await load.stop()
+  assert.deepEqual(result.failures.slice(0, 5), [], `${result.failures.length} failed requests during the reload`)
+
+  // The logs: one parseable file per process, rotated under load without losing a line.
+  const lines = logLines(s.logDir)
+  const services = new Set(lines.map((l) => l.line.svc))
+  for (const svc of ['nginx', 'server', 'push', 'bridge']) assert.ok(services.has(svc), `${svc} logged`)
+  for (const { file, line } of lines) {
+    assert.equal(typeof line.time, 'string', file)
+    assert.equal(typeof line.level, 'string', file)
+    assert.equal(typeof line.msg, 'string', file)
+    assert.equal(file.split('.')[0], line.svc, `${file} has one writer: ${String(line.svc)}`)
+  }
+  const forReq = lines.filter((l) => l.line.reqId === reqId).map((l) => l.line.svc)
+  for (const svc of ['nginx', 'server', 'bridge', 'push']) assert.ok(forReq.includes(svc), `request ${reqId} traced in ${svc}: ${forReq.join(',')}`)
+  const rotated = readdirSync(s.logDir).filter((f) => /^(server|nginx)\.log\.\d+$/.test(f))
+  assert.ok(rotated.length >= 2, `rotation happened: ${rotated.join(',')}`)
+  const serverAccess = lines.filter((l) => l.line.svc === 'server' && l.line.msg === 'request' && l.line.path === '/api/notify' && l.line.status === 400).length
+  const nginxAccess = lines.filter((l) => l.line.svc === 'nginx' && l.line.msg === 'request' && l.line.path === '/api/notify' && l.line.status === 400).length
+  assert.equal(serverAccess, result.ok, 'every request has its server access line')
+  assert.equal(nginxAccess, result.ok, 'every request has its nginx access line')
+
+  // down: graceful, and nothing left behind.
+  const pids = [s.supervisordPid(), nginxPid(), ...['bridge', 'push', 'server', 'nginx'].map((n) => s.programPid(n)!)]
+  const status = JSON.parse(s.cli('status', '--json').stdout) as { workers: { pid: number }[] }
+  pids.push(...status.workers.map((w) => w.pid))
+  const down = s.cli('down')
+  assert.equal(down.status, 0, down.stdout + down.stderr)
+  await until('every process gone', () => pids.every((p) => !isAlive(p)), 20_000)
+})
