@@ -92,8 +92,21 @@ test('the stack natively: up, requests, WebSocket, kill -9 of each process, relo
   const result = await load.stop()
   assert.deepEqual(result.failures.slice(0, 5), [], `${result.failures.length} failed requests during the reload`)
 
-  // The logs: one parseable file per process, rotated under load without losing a line.
-  const lines = logLines(s.logDir)
+  // The logs: one parseable file per process, rotated under load without losing a line. Log
+  // writes are asynchronous: wait (bounded) until every request's lines are there.
+  const accessCount = (lines: { line: Record<string, unknown> }[], svc: string): number =>
+    lines.filter((l) => l.line.svc === svc && l.line.msg === 'request' && l.line.path === '/api/notify' && l.line.status === 400).length
+  let lines = logLines(s.logDir)
+  try {
+    await until('every access line written', () => {
+      lines = logLines(s.logDir)
+      return accessCount(lines, 'server') >= result.ok && accessCount(lines, 'nginx') >= result.ok
+    }, 15_000, 200)
+  } catch {
+    // the exact counts are asserted below
+  }
+  assert.equal(accessCount(lines, 'server'), result.ok, 'every request has its server access line')
+  assert.equal(accessCount(lines, 'nginx'), result.ok, 'every request has its nginx access line')
   const services = new Set(lines.map((l) => l.line.svc))
   for (const svc of ['nginx', 'server', 'push', 'bridge']) assert.ok(services.has(svc), `${svc} logged`)
   for (const { file, line } of lines) {
@@ -106,10 +119,6 @@ test('the stack natively: up, requests, WebSocket, kill -9 of each process, relo
   for (const svc of ['nginx', 'server', 'bridge', 'push']) assert.ok(forReq.includes(svc), `request ${reqId} traced in ${svc}: ${forReq.join(',')}`)
   const rotated = readdirSync(s.logDir).filter((f) => /^(server|nginx)\.log\.\d+$/.test(f))
   assert.ok(rotated.length >= 2, `rotation happened: ${rotated.join(',')}`)
-  const serverAccess = lines.filter((l) => l.line.svc === 'server' && l.line.msg === 'request' && l.line.path === '/api/notify' && l.line.status === 400).length
-  const nginxAccess = lines.filter((l) => l.line.svc === 'nginx' && l.line.msg === 'request' && l.line.path === '/api/notify' && l.line.status === 400).length
-  assert.equal(serverAccess, result.ok, 'every request has its server access line')
-  assert.equal(nginxAccess, result.ok, 'every request has its nginx access line')
 
   // down: graceful, and nothing left behind.
   const pids = [s.supervisordPid(), nginxPid(), ...['bridge', 'push', 'server', 'nginx'].map((n) => s.programPid(n)!)]
