@@ -2,6 +2,7 @@
  * Messages between the arbiter and its workers over the cluster IPC channel, and the stall
  * reports a worker's watchdog thread writes on its own pipe (fd 4) while the event loop is blocked.
  */
+import type { ServerConfig } from './config/schema.js'
 import type { SerializedError } from './errors.js'
 
 /** One request a worker is serving, as reported in heartbeats and stall reports. */
@@ -15,7 +16,7 @@ export interface RequestSummary {
 export type WorkerMessage =
   | { t: 'ready' }
   | { t: 'boot-error'; error: SerializedError }
-  | { t: 'hb'; served: number; inflight: number; rss: number; requests: RequestSummary[] }
+  | { t: 'hb'; served: number; inflight: number; rss: number; configVersion: string; requests: RequestSummary[] }
   | { t: 'recycle'; reason: 'max-requests' | 'max-rss'; value: number; limit: number }
   | { t: 'status-req'; id: number }
 
@@ -26,7 +27,10 @@ export interface WorkersSummary {
   reloading: boolean
 }
 
-export type ArbiterMessage = { t: 'drain'; reason: string; closeIdle: boolean } | { t: 'status'; id: number; workers: WorkersSummary }
+export type ArbiterMessage =
+  | { t: 'drain'; reason: string; closeIdle: boolean }
+  | { t: 'status'; id: number; workers: WorkersSummary }
+  | { t: 'config'; version: string; env: Record<string, string | null>; server: ServerConfig; app: Record<string, unknown>; changed: string[] }
 
 /** Written by the watchdog thread as one JSON line on fd 4. */
 export interface StallReport {
@@ -48,6 +52,8 @@ export const workerEnv = {
   app: 'FORKYARD_INTERNAL_APP',
   id: 'FORKYARD_WORKER_ID',
   generation: 'FORKYARD_GENERATION',
+  configVersion: 'FORKYARD_INTERNAL_CONFIG_VERSION',
+  appConfig: 'FORKYARD_INTERNAL_APP_CONFIG',
 } as const
 
 export function isWorkerMessage(m: unknown): m is WorkerMessage {

@@ -8,7 +8,9 @@ import { Arbiter } from './arbiter/arbiter.js'
 import { cpuCount } from './config/cpus.js'
 import { loadConfig, type ConfigOverrides } from './config/load.js'
 import { loadLogConfig } from './config/logging.js'
-import { loadPublisherConfig, loadPushConfig } from './config/messaging.js'
+import { existsSync } from 'node:fs'
+import { readEnvFile, snapshot } from './config/env-file.js'
+import { EnvWatcher } from './config/watch.js'
 import { ForkyardError, codes } from './errors.js'
 import { createLogger, createOutput, flushAndExit } from './log/logger.js'
 
@@ -19,17 +21,25 @@ export interface ServeOptions extends ConfigOverrides {
   env?: NodeJS.ProcessEnv
   /** Install SIGHUP/SIGTERM/SIGINT/SIGTTIN/SIGTTOU handlers and exit when stopped (default true). */
   handleSignals?: boolean
+  /**
+   * The .env file to watch: valid changes reach every worker within a second (or trigger a rolling
+   * reload for settings that need new processes); bad ones are refused and logged. Default: none.
+   */
+  envFile?: string
+  /** The process environment before .env was loaded: its keys win over the file (default: `env`). */
+  baseEnv?: NodeJS.ProcessEnv
 }
 
 export async function serve(options: ServeOptions): Promise<Arbiter> {
   if (!cluster.isPrimary) {
     throw new ForkyardError(codes.CONFIG, 'serve() must run in the primary process, not in a cluster worker')
   }
-  const { app, env = process.env, handleSignals = true, ...overrides } = options
+  const { app, env = process.env, handleSignals = true, envFile, baseEnv, ...overrides } = options
   const config = loadConfig(env, overrides)
-  // Workers read these too (publish(), /readyz): refuse bad values here, before any worker starts.
-  loadPushConfig(env)
-  loadPublisherConfig(env)
+  // Workers read all of these too (publish(), /readyz, config.get): refuse bad values here, before
+  // any worker starts.
+  const fileKeys = envFile !== undefined && existsSync(envFile) ? Object.keys(readEnvFile(envFile)) : []
+  const initial = snapshot(asRecord(env), fileKeys)
   const output = createOutput('server', loadLogConfig(env))
   const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'arbiter' } })
   const cpus = cpuCount()
@@ -38,8 +48,15 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
     { workers, workersSetting: config.workers, cpus: cpus.count, cpuSource: cpus.source, affinity: cpus.affinity, quota: cpus.quota, bind: config.bind.map((b) => b.text), scheduling: config.scheduling, node: process.version, app: resolve(app) },
     `starting ${workers} worker${workers === 1 ? '' : 's'}`,
   )
-  const arbiter = new Arbiter({ config, app: resolve(app), workers, log, output })
+  const watcher = envFile !== undefined ? new EnvWatcher(resolve(envFile), baseEnv ?? env, initial, log) : null
+  const arbiter = new Arbiter({ config, app: resolve(app), workers, log, output, watcher, overrides, configVersion: initial.version })
   if (handleSignals) arbiter.handleSignals((code) => flushAndExit(output, code))
   await arbiter.start()
   return arbiter
+}
+
+function asRecord(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v
+  return out
 }

@@ -18,6 +18,9 @@ import { LOG_FD, STALL_FD, isWorkerMessage, workerEnv, type ArbiterMessage, type
 import { prepareBinds } from './binds.js'
 import { listenControl, type ControlCommand } from './control.js'
 import { backoffMs, classifyExit } from './exits.js'
+import { cpuCount } from '../config/cpus.js'
+import { loadConfig, type ConfigOverrides } from '../config/load.js'
+import type { ConfigChange, EnvWatcher } from '../config/watch.js'
 import { removePidfile, writePidfile } from './pidfile.js'
 
 type State = 'booting' | 'ready' | 'draining'
@@ -34,6 +37,7 @@ interface Tracked {
   served: number
   inflight: number
   rss: number
+  configVersion: string
   requests: RequestSummary[]
   stall: (StallReport & { at: number }) | null
   expectedExit: boolean
@@ -57,6 +61,7 @@ export interface WorkerStatus {
   rssBytes: number
   lastHeartbeatMsAgo: number
   uptimeMs: number
+  configVersion: string
 }
 
 export interface ArbiterStatus {
@@ -66,11 +71,17 @@ export interface ArbiterStatus {
   readyWorkers: number
   reloading: boolean
   bind: string[]
+  configVersion: string
   workers: WorkerStatus[]
 }
 
 export interface ArbiterOptions {
   config: Readonly<ServerConfig>
+  /** Watches .env: valid changes are applied live or by a rolling reload. */
+  watcher?: EnvWatcher | null
+  /** Settings given in code or flags: they keep winning over .env after a change. */
+  overrides?: ConfigOverrides
+  configVersion?: string
   app: string
   workers: number
   log: Logger
@@ -80,7 +91,9 @@ export interface ArbiterOptions {
 const workerMain = fileURLToPath(new URL('../worker/main.js', import.meta.url))
 
 export class Arbiter {
-  private readonly config: Readonly<ServerConfig>
+  private config: Readonly<ServerConfig>
+  private readonly watcher: EnvWatcher | null
+  private readonly overrides: ConfigOverrides
   private readonly log: Logger
   private readonly output: LineOutput
   private readonly app: string
@@ -105,13 +118,17 @@ export class Arbiter {
   private readonly signalQueue: NodeJS.Signals[] = []
   private readonly exitWaiters = new Set<() => void>()
   private cleanExits = true
+  private configVersion: string
 
   constructor(options: ArbiterOptions) {
     this.config = options.config
+    this.watcher = options.watcher ?? null
+    this.overrides = options.overrides ?? {}
     this.log = options.log
     this.output = options.output
     this.app = options.app
     this.target = options.workers
+    this.configVersion = options.configVersion ?? ''
     // Global to the cluster module, so set before the first fork.
     cluster.schedulingPolicy = this.config.scheduling === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR
     cluster.setupPrimary({
@@ -130,6 +147,10 @@ export class Arbiter {
     await prepareBinds(this.config.bind)
     this.control = await listenControl(join(this.config.runDir, 'arbiter.sock'), (cmd) => this.onControl(cmd))
     this.ticker = setInterval(() => this.tick(), 100)
+    if (this.watcher !== null) {
+      this.watcher.on('change', (c) => this.onConfigChange(c))
+      this.watcher.start()
+    }
     this.starting = true
     const booting = Array.from({ length: this.target }, () => this.spawn(this.generation, 'start'))
     // The first failure decides: no respawn loop over an app that cannot boot.
@@ -166,8 +187,9 @@ export class Arbiter {
     for (let sig = this.signalQueue.shift(); sig !== undefined; sig = this.signalQueue.shift()) {
       this.log.info({ signal: sig }, 'signal received')
       switch (sig) {
-        // SIGHUP: rolling reload, loading the app's code afresh.
+        // SIGHUP: re-read .env, then a rolling reload, loading the app's code afresh.
         case 'SIGHUP':
+          this.watcher?.check('SIGHUP')
           void this.reload()
           break
         // SIGTERM / SIGINT: graceful stop, then exit.
@@ -203,6 +225,37 @@ export class Arbiter {
     }
   }
 
+  /**
+   * A validated .env change. Live settings reach every worker at once over IPC; settings only a
+   * new process can take (bind, worker count, keys the app marks "restart") trigger the
+   * readiness-gated rolling reload by themselves.
+   */
+  private onConfigChange(change: ConfigChange): void {
+    const { next, changed, restart } = change
+    const env: Record<string, string | null> = {}
+    for (const k of changed) env[k] = next.env[k] ?? null
+    // New workers inherit process.env (cluster.fork) and the resolved config.
+    for (const [k, v] of Object.entries(env)) {
+      if (v === null) delete process.env[k]
+      else process.env[k] = v
+    }
+    this.config = loadConfig(next.env, this.overrides)
+    this.configVersion = next.version
+    const msg: ArbiterMessage = { t: 'config', version: next.version, env, server: this.config, app: next.app, changed }
+    for (const t of this.workers.values()) {
+      try {
+        t.cw.send(msg)
+      } catch {
+        // exiting worker
+      }
+    }
+    if (restart.length > 0 && !this.stopping) {
+      if (changed.includes('FORKYARD_WORKERS')) this.target = this.config.workers === 0 ? cpuCount().count : this.config.workers
+      this.log.info({ restart, version: next.version }, 'config change needs new worker processes: rolling reload')
+      void this.reload()
+    }
+  }
+
   status(): ArbiterStatus {
     const now = Date.now()
     const workers = [...this.workers.values()].map((t) => ({
@@ -215,6 +268,7 @@ export class Arbiter {
       rssBytes: t.rss,
       lastHeartbeatMsAgo: now - t.lastHb,
       uptimeMs: now - t.startedAt,
+      configVersion: t.configVersion,
     }))
     return {
       pid: process.pid,
@@ -223,6 +277,7 @@ export class Arbiter {
       readyWorkers: workers.filter((w) => w.state === 'ready').length,
       reloading: this.reloading !== null,
       bind: this.config.bind.map((b) => b.text),
+      configVersion: this.configVersion,
       workers,
     }
   }
@@ -278,6 +333,11 @@ export class Arbiter {
     for (const old of olds) {
       if (this.stopping) return false
       if (!this.workers.has(old.id) || old.state === 'draining') continue
+      // Fewer workers wanted (FORKYARD_WORKERS lowered): the surplus old ones just drain.
+      if (replaced >= this.target) {
+        this.drain(old, 'fewer workers', false)
+        continue
+      }
       const result = await this.replace(old, next, 'reload')
       if (!result.ok) {
         this.log.error(
@@ -290,6 +350,8 @@ export class Arbiter {
     }
     this.generation = next
     this.log.info({ generation: next, replaced }, 'reload complete')
+    // More workers wanted than there were: start them now, in the new generation.
+    this.manage()
     return true
   }
 
@@ -338,6 +400,8 @@ export class Arbiter {
       [workerEnv.app]: this.app,
       [workerEnv.generation]: String(generation),
       [workerEnv.id]: String(nextWorkerId()),
+      [workerEnv.configVersion]: this.configVersion,
+      [workerEnv.appConfig]: JSON.stringify(this.watcher?.current.app ?? {}),
     })
     let settleBoot: (r: BootResult) => void = () => {}
     const booted = new Promise<BootResult>((resolve) => (settleBoot = resolve))
@@ -354,6 +418,7 @@ export class Arbiter {
       served: 0,
       inflight: 0,
       rss: 0,
+      configVersion: this.configVersion,
       requests: [],
       stall: null,
       expectedExit: false,
@@ -424,6 +489,7 @@ export class Arbiter {
         t.served = m.served
         t.inflight = m.inflight
         t.rss = m.rss
+        t.configVersion = m.configVersion
         t.requests = m.requests
         if (t.stall !== null) {
           this.log.info({ worker: t.id, workerPid: t.pid, blockedMs: t.stall.blockedMs }, 'worker event loop unblocked')
@@ -490,7 +556,8 @@ export class Arbiter {
       for (let i = active.length; i < this.target; i++) this.spawn(this.generation, 'respawn')
       return
     }
-    const extra = active.length - (this.target + this.surge)
+    // A running reload replaces and trims the old generation itself.
+    const extra = this.reloading !== null ? 0 : active.length - (this.target + this.surge)
     if (extra > 0) {
       // Remove booting workers first, then the oldest.
       const order = active.sort((a, b) => (a.state === 'booting' ? -1 : 0) - (b.state === 'booting' ? -1 : 0) || a.id - b.id)
@@ -577,6 +644,7 @@ export class Arbiter {
       }
       if (this.workers.size > 0) await new Promise<void>((resolve) => this.exitWaiters.add(resolve))
       if (this.ticker !== null) clearInterval(this.ticker)
+      this.watcher?.close()
       await new Promise<void>((resolve) => (this.control === null ? resolve() : this.control.close(() => resolve())))
       removePidfile(this.config.pidfile)
       const code = this.cleanExits ? 0 : 1

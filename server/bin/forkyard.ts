@@ -21,6 +21,7 @@ import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
 import { runNginx } from '../stack/nginx.js'
 import { downNative, ensureDotenv, stackEnv, supervisorctl, supervisordPid, upNative } from '../stack/launcher.js'
 import { showLogs } from '../stack/logs.js'
+import { dockerStack } from '../stack/docker.js'
 
 /** The kit's own directory (where nginx/, supervisor/ and dist/ are). */
 const home = process.env.FORKYARD_HOME ?? fileURLToPath(new URL('../..', import.meta.url))
@@ -115,9 +116,13 @@ async function main(): Promise<void> {
     process.exit(positionals.length === 0 && values.help !== true ? 2 : 0)
   }
   const [command, ...rest] = positionals
+  // The environment before .env: its keys win over the file, now and after a change (dotenv's rule).
+  const baseEnv = { ...process.env }
   // `up` creates .env from .env.example on first run, before reading it.
   if (command === 'up' && ensureDotenv(home)) process.stdout.write('created .env from .env.example\n')
   loadDotenv({ path: values['env-file'] ?? (['up', 'down', 'ps', 'logs'].includes(command ?? '') ? join(home, '.env') : '.env'), quiet: true })
+  // Docker Compose instead of the native stack when an engine answers (server/stack/docker.ts).
+  if (['up', 'down', 'ps', 'reload'].includes(command ?? '') && (await dockerStack(command ?? '', home, process.env, values['env-file']))) return
   switch (command) {
     case 'serve': {
       const app = rest[0]
@@ -125,7 +130,7 @@ async function main(): Promise<void> {
         process.stderr.write(`forkyard: serve needs the path of the app module\n\n${usage}`)
         process.exit(2)
       }
-      await serve({ app, ...overrides() })
+      await serve({ app, ...overrides(), envFile: values['env-file'] ?? '.env', baseEnv })
       return
     }
     case 'status': {

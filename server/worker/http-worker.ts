@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Server as NetServer } from 'node:net'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
+import { config as runtimeConfig } from '../config/runtime.js'
 import { ForkyardError, codes } from '../errors.js'
 import type { RequestSummary, WorkerMessage } from '../protocol.js'
 import { InflightTable } from './inflight.js'
@@ -35,7 +36,7 @@ export class HttpWorker {
   private drainPromise: Promise<number> | null = null
 
   constructor(
-    private readonly config: Readonly<ServerConfig>,
+    private config: Readonly<ServerConfig>,
     private readonly app: LoadedApp,
     private readonly log: Logger,
     private readonly send: (m: WorkerMessage) => void,
@@ -192,6 +193,17 @@ export class HttpWorker {
     }
   }
 
+  /** A live configuration change: timeouts, limits, log level and access log take effect now. */
+  updateConfig(config: Readonly<ServerConfig>): void {
+    this.config = config
+    for (const server of this.servers) {
+      server.keepAliveTimeout = config.keepAliveTimeoutMs
+      server.headersTimeout = config.headersTimeoutMs
+      server.requestTimeout = config.requestReceiveTimeoutMs
+    }
+    this.log.level = config.logLevel
+  }
+
   heartbeat(): WorkerMessage {
     const now = performance.now()
     const requests: RequestSummary[] = []
@@ -199,7 +211,7 @@ export class HttpWorker {
       if (requests.length >= 20) break
       requests.push({ method: e.method, path: e.path, reqId: e.reqId, ageMs: Math.round(now - e.start) })
     }
-    return { t: 'hb', served: this.served, inflight: this.inflight.size, rss: process.memoryUsage.rss(), requests }
+    return { t: 'hb', served: this.served, inflight: this.inflight.size, rss: process.memoryUsage.rss(), configVersion: runtimeConfig.version, requests }
   }
 
   /**

@@ -12,10 +12,12 @@ import { loadPushConfig } from '../config/messaging.js'
 import { LOG_FD, workerEnv, type ArbiterMessage, type WorkerMessage, type WorkersSummary } from '../protocol.js'
 import { ReadinessCheck } from './readiness.js'
 import { HttpWorker } from './http-worker.js'
+import { config as runtimeConfig } from '../config/runtime.js'
 import { InflightTable } from './inflight.js'
 import { loadApp } from './load-app.js'
 
-const config = JSON.parse(process.env[workerEnv.config] ?? '{}') as ServerConfig
+let config = JSON.parse(process.env[workerEnv.config] ?? '{}') as ServerConfig
+runtimeConfig.apply(process.env[workerEnv.configVersion] ?? '', {}, JSON.parse(process.env[workerEnv.appConfig] ?? '{}') as Record<string, unknown>, [])
 const appPath = process.env[workerEnv.app] ?? ''
 const workerId = Number(process.env[workerEnv.id] ?? 0)
 const generation = Number(process.env[workerEnv.generation] ?? 0)
@@ -47,7 +49,7 @@ async function main(): Promise<void> {
   const beat = setInterval(() => {
     table.tick()
     if (worker !== null) send(worker.heartbeat())
-    else send({ t: 'hb', served: 0, inflight: 0, rss: process.memoryUsage.rss(), requests: [] })
+    else send({ t: 'hb', served: 0, inflight: 0, rss: process.memoryUsage.rss(), configVersion: runtimeConfig.version, requests: [] })
   }, intervalMs)
   beat.unref()
 
@@ -92,7 +94,14 @@ async function main(): Promise<void> {
   process.on('message', (m: unknown) => {
     const msg = m as ArbiterMessage
     if (msg?.t === 'drain') void stop(msg.reason, msg.closeIdle)
-    else if (msg?.t === 'status') {
+    else if (msg?.t === 'config') {
+      // Validated by the arbiter already: apply, then tell the app.
+      config = msg.server
+      worker?.updateConfig(msg.server)
+      log.level = msg.server.logLevel
+      runtimeConfig.apply(msg.version, msg.env, msg.app, msg.changed)
+      log.info({ version: msg.version, changed: msg.changed }, 'config applied')
+    } else if (msg?.t === 'status') {
       statusCalls.get(msg.id)?.(msg.workers)
       statusCalls.delete(msg.id)
     }

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto'
 import { request } from 'node:http'
+import { config as runtimeConfig } from '../config/runtime.js'
 import type { ServerConfig } from '../config/schema.js'
 import type { WorkersSummary } from '../protocol.js'
 
@@ -110,7 +111,7 @@ export class ReadinessCheck {
     }
     if (checks.includes('supervisor')) jobs.push(checkSupervisor(this.deps.supervisorSocket).then((s) => void (components.supervisor = s)))
     await Promise.all(jobs)
-    components.config = { ok: true, version: configVersion(process.env) }
+    components.config = { ok: true, version: runtimeConfig.version || configVersion(process.env) }
     return { ready: Object.values(components).every((c) => c.ok), components }
   }
 }

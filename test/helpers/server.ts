@@ -76,16 +76,19 @@ export async function startServer(t: TestContext, options: StartOptions): Promis
   const port = await freePort()
   const dir = options.cwd ?? tempDir()
   const runDir = join(dir, 'run')
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    FORKYARD_BIND: `127.0.0.1:${port}`,
+    FORKYARD_RUN_DIR: runDir,
+    FORKYARD_WORKERS: '2',
+    ...options.env,
+  }
+  // An empty value removes the variable (so that .env can provide it).
+  for (const [k, v] of Object.entries(env)) if (v === '') delete env[k]
   const child = spawn(process.execPath, [bin, 'serve', options.app], {
     cwd: dir,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      FORKYARD_BIND: `127.0.0.1:${port}`,
-      FORKYARD_RUN_DIR: runDir,
-      FORKYARD_WORKERS: '2',
-      ...options.env,
-    },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const logs: LogLine[] = []
