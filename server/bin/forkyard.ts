@@ -147,20 +147,30 @@ async function main(): Promise<void> {
     }
     case 'bridge': {
       const config = loadBridgeConfig(process.env)
-      await runService('bridge', process.env.FORKYARD_LOG_LEVEL ?? 'info', async (log) => {
-        const bridge = new Bridge(config, log)
-        await bridge.start()
-        return bridge
-      })
+      await runService(
+        'bridge',
+        process.env.FORKYARD_LOG_LEVEL ?? 'info',
+        async (log) => {
+          const bridge = new Bridge(config, log)
+          await bridge.start()
+          return Object.assign(bridge, { reconfigure: (env: NodeJS.ProcessEnv) => bridge.applyConfig(loadBridgeConfig(env)) })
+        },
+        { envFile: values['env-file'] ?? '.env', baseEnv },
+      )
       return
     }
     case 'push': {
       const config = loadPushConfig(process.env)
-      await runService('push', process.env.FORKYARD_LOG_LEVEL ?? 'info', async (log) => {
-        const push = new PushServer(config, log)
-        await push.listen()
-        return push
-      })
+      await runService(
+        'push',
+        process.env.FORKYARD_LOG_LEVEL ?? 'info',
+        async (log) => {
+          const push = new PushServer(config, log)
+          await push.listen()
+          return Object.assign(push, { reconfigure: (env: NodeJS.ProcessEnv) => push.applyConfig(loadPushConfig(env)) })
+        },
+        { envFile: values['env-file'] ?? '.env', baseEnv },
+      )
       return
     }
     case 'nginx': {

@@ -3,14 +3,28 @@
  * and SIGINT (queued, acted on once), exit 0 when clean.
  */
 import type { Logger } from 'pino'
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { readEnvFile, snapshot } from '../config/env-file.js'
 import { loadLogConfig } from '../config/logging.js'
+import { config as runtimeConfig } from '../config/runtime.js'
+import { EnvWatcher } from '../config/watch.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
 
 export interface Service {
   close(): Promise<void>
+  /** A validated .env change: 'live' when applied, 'restart' when only a new process can take it. */
+  reconfigure?: (env: NodeJS.ProcessEnv) => 'live' | 'restart'
 }
 
-export async function runService(svc: string, level: string, start: (log: Logger) => Promise<Service>): Promise<void> {
+export interface ServiceOptions {
+  /** The .env file to watch (every process of the deployment follows it). */
+  envFile?: string
+  /** The environment before .env was loaded; its keys win over the file. */
+  baseEnv?: NodeJS.ProcessEnv
+}
+
+export async function runService(svc: string, level: string, start: (log: Logger) => Promise<Service>, options: ServiceOptions = {}): Promise<void> {
   const output = createOutput(svc, loadLogConfig(process.env))
   const log = createLogger(output, { svc, level })
   let service: Service
@@ -40,4 +54,31 @@ export async function runService(svc: string, level: string, start: (log: Logger
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  if (options.envFile !== undefined && existsSync(options.envFile)) {
+    const env: Record<string, string> = {}
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
+    let watcher: EnvWatcher
+    try {
+      watcher = new EnvWatcher(resolve(options.envFile), options.baseEnv ?? process.env, snapshot(env, Object.keys(readEnvFile(options.envFile))), log)
+    } catch (err) {
+      log.fatal({ err }, 'bad configuration')
+      flushAndExit(output, 2)
+    }
+    watcher.on('change', ({ next, changed }) => {
+      for (const k of changed) {
+        const v = next.env[k]
+        if (v === undefined) delete process.env[k]
+        else process.env[k] = v
+      }
+      const typed = next.app
+      runtimeConfig.apply(next.version, Object.fromEntries(changed.map((k) => [k, next.env[k] ?? null])), typed, changed)
+      const how = service.reconfigure?.(next.env) ?? 'live'
+      if (how === 'restart') {
+        log.info({ changed, version: next.version }, 'config change needs a new process: stopping so that the supervisor starts it again')
+        stop('SIGTERM')
+      } else log.info({ version: next.version, changed }, 'config applied')
+    })
+    watcher.start()
+    runtimeConfig.apply(watcher.current.version, {}, watcher.current.app, [])
+  }
 }

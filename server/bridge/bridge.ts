@@ -45,7 +45,7 @@ export class Bridge {
   private loop: Promise<void> | null = null
 
   constructor(
-    private readonly config: Readonly<BridgeConfig>,
+    private config: Readonly<BridgeConfig>,
     private readonly log: Logger,
   ) {}
 
@@ -163,6 +163,15 @@ export class Bridge {
     const epoch = frames[5]?.toString() ?? ''
     const range: Range = this.history.range(channel, Number.isSafeInteger(after) && after >= 0 ? after : 0, epoch === '' ? null : epoch, Date.now())
     void this.routerOut.send([id, 'hist', reqId, JSON.stringify(range)]).catch(() => undefined)
+  }
+
+  /** History limits apply at once; new sockets or a new data directory need a new process. */
+  applyConfig(next: Readonly<BridgeConfig>): 'live' | 'restart' {
+    if (next.dir !== this.config.dir || next.tcp !== this.config.tcp || next.dataDir !== this.config.dataDir) return 'restart'
+    this.history.setLimits({ count: next.historyCount, ageMs: next.historyAgeMs })
+    this.history.trim(Date.now())
+    this.config = next
+    return 'live'
   }
 
   stats(): BridgeCounters & { epoch: string; channels: number; kept: number } {

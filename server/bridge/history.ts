@@ -55,7 +55,7 @@ export class History {
 
   constructor(
     readonly epoch: string,
-    private readonly limits: { count: number; ageMs: number },
+    private limits: { count: number; ageMs: number },
   ) {}
 
   accept(pub: string, seq: number, channel: string, data: string, now: number, reqId = ''): Accepted {
@@ -104,6 +104,10 @@ export class History {
       if (item.offset > after) messages.push(item.envelope)
     }
     return { epoch: this.epoch, last, messages, complete: firstKept <= after + 1 }
+  }
+
+  setLimits(limits: { count: number; ageMs: number }): void {
+    this.limits = limits
   }
 
   lastOffsets(): Map<string, number> {

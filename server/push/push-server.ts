@@ -38,7 +38,7 @@ export class PushServer {
   private readonly publisher: Publisher
   private readonly conns = new Set<Conn>()
   private readonly channels = new Map<string, Set<Conn>>()
-  private readonly limiter: ConnectionRateLimit
+  private limiter: ConnectionRateLimit
   private nextId = 0
   private heartbeatTimer: NodeJS.Timeout | null = null
   private pingTimer: NodeJS.Timeout | null = null
@@ -48,7 +48,7 @@ export class PushServer {
   readonly counters = { connections: 0, rejectedRate: 0, rejectedOrigin: 0, delivered: 0, slowConsumers: 0, badMessages: 0, unauthorized: 0, resumes: 0, recovered: 0, notRecovered: 0, deadPeers: 0 }
 
   constructor(
-    private readonly config: Readonly<PushConfig>,
+    private config: Readonly<PushConfig>,
     private readonly log: Logger,
   ) {
     this.limiter = new ConnectionRateLimit(config.connRate)
@@ -73,6 +73,22 @@ export class PushServer {
     const bound = typeof addr === 'object' && addr !== null ? addr.port : Number(port)
     this.log.info({ bind: `${host}:${bound}`, bridge: this.config.bridgeDir }, 'push listening')
     return bound
+  }
+
+  /**
+   * A validated configuration change: limits, origins, secret and timers apply at once; a new bind
+   * address or bridge directory needs a new process ('restart': the supervisor starts it again and
+   * clients resume from their offsets).
+   */
+  applyConfig(next: Readonly<PushConfig>): 'live' | 'restart' {
+    if (next.bind !== this.config.bind || next.bridgeDir !== this.config.bridgeDir) return 'restart'
+    if (next.connRate !== this.config.connRate) this.limiter = new ConnectionRateLimit(next.connRate)
+    if (next.pingIntervalMs !== this.config.pingIntervalMs && this.pingTimer !== null) {
+      clearInterval(this.pingTimer)
+      this.pingTimer = setInterval(() => this.ping(), next.pingIntervalMs)
+    }
+    this.config = next
+    return 'live'
   }
 
   /** Alive and bridge heartbeat fresh. */
