@@ -1,0 +1,126 @@
+# forkyard in one container: supervisord (PID 1, reaping every orphan) keeps nginx, the prefork
+# server, the WebSocket push process and the ZeroMQ bridge alive, with the same supervisor/ and
+# nginx/ files as a native `make up`. Built by `make up` through docker-compose.yml when a Docker
+# engine answers; `docker build -t forkyard:local .` by hand. Legacy builder compatible (no BuildKit
+# features), every RUN under `set -eux`.
+#
+# Variables fixed by this image (the container's layout; a value in .env does not change them):
+#   FORKYARD_HOME=/app                                   the kit (dist/, nginx/, supervisor/)
+#   FORKYARD_NODE=/usr/local/bin/node                    the node binary supervisord starts
+#   FORKYARD_RUN_DIR=/tmp/forkyard-run                   sockets, pidfiles, FIFO (tmpfs, mode 0700)
+#   FORKYARD_PIDFILE=/tmp/forkyard-run/server.pid
+#   FORKYARD_LOG_DIR=/app/logs                           JSON log files (compose bind-mounts ./logs)
+#   FORKYARD_LISTEN_HOST=0.0.0.0                         nginx, published by compose
+#   FORKYARD_PORT=8080                                   inside; compose maps ${FORKYARD_PORT:-8080} to it
+#   FORKYARD_BIND=unix:/tmp/forkyard-run/server.sock     the server, behind nginx
+#   FORKYARD_READY_CHECKS=workers,push,supervisor        /readyz covers every component
+# Default that .env may change (supervisord's command line; the entrypoint exports it from .env):
+#   FORKYARD_APP=/app/example/app.mjs                    a relative path is relative to /app
+# Every other variable comes from /app/.env (bind-mounted read-only by compose), which every
+# forkyard program reads itself at start (working directory /app) and the server watches, so an
+# edit reaches the running stack; defaults as in .env.example:
+#   FORKYARD_WORKERS=0                  (0 = one per CPU the container's CPU quota allows)
+#   FORKYARD_TIMEOUT=30s
+#   FORKYARD_GRACEFUL_TIMEOUT=30s       (keep below supervisord's stopwaitsecs 40 and compose's 45s)
+#   FORKYARD_REQUEST_TIMEOUT=0
+#   FORKYARD_BOOT_TIMEOUT=30s
+#   FORKYARD_MAX_REQUESTS=0
+#   FORKYARD_MAX_REQUESTS_JITTER=0
+#   FORKYARD_MAX_RSS=0
+#   FORKYARD_KEEPALIVE_TIMEOUT=75s
+#   FORKYARD_HEADERS_TIMEOUT=20s
+#   FORKYARD_REQUEST_RECEIVE_TIMEOUT=120s
+#   FORKYARD_MAX_HEADER_SIZE=16KiB
+#   FORKYARD_SCHEDULING=none
+#   FORKYARD_LOG_LEVEL=info
+#   FORKYARD_ACCESS_LOG=true
+#   FORKYARD_LOG_MAX_SIZE=10MiB
+#   FORKYARD_LOG_KEEP=5
+#   FORKYARD_BODY_LIMIT=1MiB
+#   FORKYARD_NGINX_WORKERS=1
+#   FORKYARD_STATIC_DIR=example/public
+#   FORKYARD_BRIDGE_DIR=                (empty = $FORKYARD_RUN_DIR/bridge)
+#   FORKYARD_BRIDGE_TCP=
+#   FORKYARD_BRIDGE_HISTORY_COUNT=1000
+#   FORKYARD_BRIDGE_HISTORY_AGE=1h
+#   FORKYARD_BRIDGE_DATA_DIR=           (a path here needs a writable volume: the root is read-only)
+#   FORKYARD_PUBLISH_QUEUE=10000
+#   FORKYARD_PUBLISH_RESEND=2s
+#   FORKYARD_PUSH_BIND=127.0.0.1:8001   (inside the container; nginx proxies /ws to it)
+#   FORKYARD_PUSH_SECRET=
+#   FORKYARD_PUSH_ORIGINS=
+#   FORKYARD_PUSH_MAX_MESSAGE=64KiB
+#   FORKYARD_PUSH_MAX_SUBSCRIPTIONS=100
+#   FORKYARD_PUSH_MAX_BUFFER=1MiB
+#   FORKYARD_PUSH_CONN_RATE=20
+#   FORKYARD_PUSH_PING_INTERVAL=30s
+#   FORKYARD_PUSH_HEARTBEAT_STALE=5s
+
+# --- builder: every dependency, then the TypeScript build -------------------------------------
+FROM node:24-bookworm-slim AS builder
+WORKDIR /src
+COPY package.json package-lock.json ./
+# --ignore-scripts: the package's own `prepare` (tsc) needs the sources, copied after this layer;
+# zeromq ships its prebuilt binaries inside the package.
+RUN set -eux; \
+    npm ci --ignore-scripts --no-audit --no-fund; \
+    rm -rf /root/.npm
+COPY tsconfig.json ./
+COPY server ./server
+RUN set -eux; \
+    npm run build; \
+    test -f dist/bin/forkyard.js
+
+# --- runtime: production dependencies, nginx and supervisord, a non-root user -------------------
+FROM node:24-bookworm-slim
+RUN set -eux; \
+    apt-get update; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx supervisor; \
+    rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log; \
+    groupadd --gid 10001 forkyard; \
+    useradd --uid 10001 --gid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin forkyard; \
+    nginx -v; supervisord --version
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `npm ci --omit=dev` would run `prepare` (tsc, a dev dependency); dist/ comes
+# from the builder instead.
+RUN set -eux; \
+    npm ci --omit=dev --ignore-scripts --no-audit --no-fund; \
+    rm -rf /root/.npm /tmp/*
+COPY --from=builder /src/dist ./dist
+COPY supervisor ./supervisor
+COPY nginx ./nginx
+COPY example ./example
+COPY client ./client
+COPY .env.example ./
+# The log directory for a plain `docker run` (compose bind-mounts ./logs over it). A smoke test
+# that the production install loads, native zeromq binary included.
+RUN set -eux; \
+    mkdir -p /app/logs; \
+    chown forkyard:forkyard /app/logs; \
+    node -e "import('/app/dist/index.js').then(() => import('zeromq')).then(() => console.log('forkyard and zeromq load'))"
+
+ENV FORKYARD_HOME=/app \
+    FORKYARD_NODE=/usr/local/bin/node \
+    FORKYARD_RUN_DIR=/tmp/forkyard-run \
+    FORKYARD_PIDFILE=/tmp/forkyard-run/server.pid \
+    FORKYARD_LOG_DIR=/app/logs \
+    FORKYARD_LISTEN_HOST=0.0.0.0 \
+    FORKYARD_PORT=8080 \
+    FORKYARD_BIND=unix:/tmp/forkyard-run/server.sock \
+    FORKYARD_READY_CHECKS=workers,push,supervisor \
+    FORKYARD_APP=/app/example/app.mjs
+
+USER 10001:10001
+EXPOSE 8080
+# supervisord stops every program gracefully on TERM (the server drains for up to its stopwaitsecs,
+# 40 s); compose's stop_grace_period (45 s) is longer.
+STOPSIGNAL SIGTERM
+# Ready means every component: nginx, the workers, push, the bridge and supervisord's programs.
+# Node's fetch, no curl in the image.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:8080/readyz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"]
+# The entrypoint exports the settings of /app/.env that supervisord.conf itself uses (FORKYARD_APP;
+# see server/stack/docker.ts), creates the run directory, then execs supervisord as PID 1.
+ENTRYPOINT ["/bin/sh", "-c", "set -eu; if [ -f /app/.env ]; then settings=$(node /app/dist/stack/docker.js env /app/.env /app/supervisor/supervisord.conf); eval \"$settings\"; fi; mkdir -p -m 0700 \"$FORKYARD_RUN_DIR\"; exec \"$@\"", "forkyard-entrypoint"]
+CMD ["supervisord", "-n", "-c", "/app/supervisor/supervisord.conf"]
