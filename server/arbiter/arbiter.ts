@@ -3,6 +3,7 @@
  * backoff, recycles them one at a time, rolling-reloads them on SIGHUP (a new worker must be
  * ready before an old one drains) and stops them gracefully. It never imports the app.
  */
+import { fork, type ChildProcess } from 'node:child_process'
 import cluster, { type Worker as ClusterWorker } from 'node:cluster'
 import { mkdirSync } from 'node:fs'
 import type { Server } from 'node:net'
@@ -72,6 +73,8 @@ export interface ArbiterStatus {
   reloading: boolean
   bind: string[]
   configVersion: string
+  /** The jobs process (tasks and singletons), null when not running. */
+  jobsPid: number | null
   workers: WorkerStatus[]
 }
 
@@ -89,6 +92,7 @@ export interface ArbiterOptions {
 }
 
 const workerMain = fileURLToPath(new URL('../worker/main.js', import.meta.url))
+const jobsMain = fileURLToPath(new URL('../jobs/main.js', import.meta.url))
 
 export class Arbiter {
   private config: Readonly<ServerConfig>
@@ -118,6 +122,9 @@ export class Arbiter {
   private readonly signalQueue: NodeJS.Signals[] = []
   private readonly exitWaiters = new Set<() => void>()
   private cleanExits = true
+  /** The one jobs process (tasks and singletons), when FORKYARD_JOBS is on. */
+  private jobs: { child: ChildProcess; startedAt: number; restart: boolean; stop: boolean } | null = null
+  private jobsStreak = 0
   private configVersion: string
 
   constructor(options: ArbiterOptions) {
@@ -169,6 +176,7 @@ export class Arbiter {
       await this.close()
       throw new ForkyardError(codes.BOOT_FAILED, `A worker failed to boot: ${failed.error.message}`, { cause: failed.error })
     }
+    this.spawnJobs()
     this.log.info({ workers: this.target, generation: this.generation, bind: this.config.bind.map((b) => b.text) }, 'all workers ready')
   }
 
@@ -278,6 +286,7 @@ export class Arbiter {
       reloading: this.reloading !== null,
       bind: this.config.bind.map((b) => b.text),
       configVersion: this.configVersion,
+      jobsPid: this.jobs?.child.pid ?? null,
       workers,
     }
   }
@@ -350,6 +359,8 @@ export class Arbiter {
     }
     this.generation = next
     this.log.info({ generation: next, replaced }, 'reload complete')
+    // The jobs process loads the app too: it gets the new code once running tasks are done.
+    this.restartJobs()
     // More workers wanted than there were: start them now, in the new generation.
     this.manage()
     return true
@@ -525,7 +536,7 @@ export class Arbiter {
       const error = t.bootError ?? { name: 'ForkyardError', code: t.killed === 'boot-timeout' ? codes.BOOT_TIMEOUT : codes.BOOT_FAILED, message: t.killed === 'boot-timeout' ? `The worker did not become ready within FORKYARD_BOOT_TIMEOUT (${this.config.bootTimeoutMs} ms)` : `The worker exited (code ${code}, signal ${signal}) before it was ready` }
       t.settleBoot({ ok: false, error })
     }
-    if (this.workers.size === 0) for (const w of this.exitWaiters) w()
+    if (this.workers.size === 0 && this.jobs === null) for (const w of this.exitWaiters) w()
     if (this.stopping || this.starting) return
     if (!t.expectedExit) {
       // An unexpected exit: respawn, backing off while workers keep dying young.
@@ -536,6 +547,48 @@ export class Arbiter {
       if (delay > 0) this.log.warn({ delayMs: delay, crashStreak: this.crashStreak }, 'respawn backing off')
     }
     this.manage()
+  }
+
+  /**
+   * The jobs process: exactly one, never one per worker. Restarted with backoff when it dies
+   * (tasks it was running are queued again), replaced after a reload, stopped with the rest.
+   */
+  private spawnJobs(): void {
+    if (!this.config.jobs || this.stopping || this.jobs !== null) return
+    const child = fork(jobsMain, [], {
+      env: { ...process.env, [workerEnv.config]: JSON.stringify(this.config), [workerEnv.app]: this.app },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe', 'pipe'],
+      serialization: 'json',
+    })
+    const pid = child.pid ?? 0
+    const wrap = (stream: string) => (line: string): string => JSON.stringify({ time: new Date().toISOString(), level: stream === 'stderr' ? 'error' : 'info', svc: 'server', pid, role: 'jobs', stream, msg: line })
+    if (child.stdout) relayLines(child.stdout, this.output, { wrap: wrap('stdout') })
+    if (child.stderr) relayLines(child.stderr, this.output, { wrap: wrap('stderr') })
+    const logs = (child.stdio as unknown[])[LOG_FD] as Readable | null | undefined
+    if (logs) relayLines(logs, this.output, { wrap: wrap('log'), trusted: true })
+    const entry = { child, startedAt: Date.now(), restart: false, stop: false }
+    this.jobs = entry
+    this.log.info({ jobsPid: pid }, 'jobs process spawned')
+    child.on('exit', (code, signal) => {
+      if (this.jobs === entry) this.jobs = null
+      const expected = entry.stop || entry.restart || this.stopping
+      const { level, msg } = classifyExit(code, signal, expected)
+      this.log[level]({ jobsPid: pid, code, signal }, msg.replace('worker', 'jobs process'))
+      for (const w of this.exitWaiters) if (this.workers.size === 0 && this.jobs === null) w()
+      if (this.stopping || entry.stop) return
+      if (entry.restart) return this.spawnJobs()
+      const young = Date.now() - entry.startedAt < 10_000
+      this.jobsStreak = young ? this.jobsStreak + 1 : 1
+      const delay = backoffMs(this.jobsStreak)
+      this.log.warn({ delayMs: delay }, 'jobs process died: restarting it')
+      setTimeout(() => this.spawnJobs(), delay).unref()
+    })
+  }
+
+  private restartJobs(): void {
+    if (this.jobs === null) return this.spawnJobs()
+    this.jobs.restart = true
+    this.jobs.child.kill('SIGTERM')
   }
 
   /** Keeps the number of serving workers at the target (plus the surge of a replacement). */
@@ -628,7 +681,11 @@ export class Arbiter {
       if (this.respawnTimer !== null) clearTimeout(this.respawnTimer)
       this.log.info({ workers: this.workers.size, limitMs: this.config.gracefulTimeoutMs }, 'stopping: draining every worker')
       for (const t of this.workers.values()) this.drain(t, 'stop', true)
-      if (this.workers.size > 0) {
+      if (this.jobs !== null) {
+        this.jobs.stop = true
+        this.jobs.child.kill('SIGTERM')
+      }
+      if (this.workers.size > 0 || this.jobs !== null) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.config.gracefulTimeoutMs + 1000)
           this.exitWaiters.add(() => {
@@ -642,7 +699,11 @@ export class Arbiter {
         this.cleanExits = false
         this.kill(t, 'stop-timeout')
       }
-      if (this.workers.size > 0) await new Promise<void>((resolve) => this.exitWaiters.add(resolve))
+      if (this.jobs !== null) {
+        this.log.error({ jobsPid: this.jobs.child.pid }, 'jobs process still running after the graceful timeout: killing it')
+        this.jobs.child.kill('SIGKILL')
+      }
+      if (this.workers.size > 0 || this.jobs !== null) await new Promise<void>((resolve) => this.exitWaiters.add(resolve))
       if (this.ticker !== null) clearInterval(this.ticker)
       this.watcher?.close()
       await new Promise<void>((resolve) => (this.control === null ? resolve() : this.control.close(() => resolve())))

@@ -23,6 +23,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   }
   const config = out as unknown as ServerConfig
   config.runDir = resolve(config.runDir)
+  config.tasksDir = resolve(config.tasksDir)
   if (config.pidfile === '') config.pidfile = resolve(config.runDir, 'server.pid')
   else config.pidfile = resolve(config.pidfile)
   if (config.bootTimeoutMs <= 0) throw invalid('FORKYARD_BOOT_TIMEOUT', 'longer than 0', config.bootTimeoutMs)

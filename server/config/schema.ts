@@ -54,6 +54,14 @@ export interface ServerConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
   /** One JSON access line per request. */
   accessLog: boolean
+  /** Start the jobs process (background tasks and singletons), supervised by the arbiter. */
+  jobs: boolean
+  /** Directory of the durable task queue. */
+  tasksDir: string
+  /** Tasks running at once in the jobs process, all kinds together. */
+  tasksConcurrency: number
+  /** Worker threads for offload() in each process (0 = one per CPU). */
+  offloadThreads: number
   /** What GET /readyz checks: workers always; push, bridge and supervisor in the full stack. */
   readyChecks: ('workers' | 'push' | 'supervisor')[]
 }
@@ -86,4 +94,8 @@ export const schema: Schema = {
   logLevel: { env: 'FORKYARD_LOG_LEVEL', parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal'), default: 'info' },
   accessLog: { env: 'FORKYARD_ACCESS_LOG', parse: bool, default: 'true' },
   readyChecks: { env: 'FORKYARD_READY_CHECKS', parse: readyChecks, default: 'workers' },
+  jobs: { env: 'FORKYARD_JOBS', parse: bool, default: 'true' },
+  tasksDir: { env: 'FORKYARD_TASKS_DIR', parse: text, default: './data/tasks' },
+  tasksConcurrency: { env: 'FORKYARD_TASKS_CONCURRENCY', parse: int(1, 10_000), default: '4' },
+  offloadThreads: { env: 'FORKYARD_OFFLOAD_THREADS', parse: int(0, 1024), default: '0' },
 }

@@ -119,13 +119,29 @@ function chownTree(dir: string, uid: number, gid: number): void {
   }
 }
 
+/**
+ * GET with a deadline kept by a referenced timer: Docker's port proxy accepts a connection while
+ * nothing listens inside the container yet and then holds it, and a fetch bounded only by
+ * AbortSignal.timeout (an unreferenced timer) then leaves an empty event loop: node exits mid-wait.
+ */
+export async function probe(url: string, timeoutMs = 2000): Promise<{ status: number; text: string }> {
+  const ac = new AbortController()
+  const timer = setTimeout(() => ac.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+  try {
+    const res = await fetch(url, { signal: ac.signal })
+    return { status: res.status, text: await res.text() }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 async function waitReady(p: ComposeProject, url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last = ''
   for (let i = 0; Date.now() < deadline && i < 10_000; i++) {
     try {
-      const res = await fetch(new URL('readyz', url), { signal: AbortSignal.timeout(2000) })
-      last = `${res.status} ${await res.text()}`
+      const res = await probe(new URL('readyz', url).href)
+      last = `${res.status} ${res.text}`
       if (res.status === 200) return
     } catch (err) {
       last = (err as Error).message

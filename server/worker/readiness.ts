@@ -6,7 +6,9 @@
  * Answers are cached for 250 ms so a burst of probes does not multiply the checks.
  */
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
+import { join } from 'node:path'
 import { config as runtimeConfig } from '../config/runtime.js'
 import type { ServerConfig } from '../config/schema.js'
 import type { WorkersSummary } from '../protocol.js'
@@ -78,6 +80,18 @@ async function checkSupervisor(socketPath: string): Promise<Readiness['component
   }
 }
 
+/** The jobs process reports itself every second in <run dir>/jobs.json; every singleton must run exactly once. */
+function checkJobs(runDir: string): Readiness['components'][string] {
+  try {
+    const st = JSON.parse(readFileSync(join(runDir, 'jobs.json'), 'utf8')) as { pid: number; updatedAt: number; singletons: Record<string, { state: string; pid: number; error?: string }>; tasks: Record<string, number> }
+    const fresh = Date.now() - st.updatedAt < 3000
+    const singletons = Object.entries(st.singletons).map(([name, s]) => ({ name, state: s.state, pid: s.pid, error: s.error }))
+    return { ok: fresh && singletons.every((s) => s.state === 'running'), pid: st.pid, reportedMsAgo: Date.now() - st.updatedAt, singletons, tasks: st.tasks }
+  } catch (err) {
+    return { ok: false, error: `no report from the jobs process: ${(err as Error).message}` }
+  }
+}
+
 export class ReadinessCheck {
   private cached: { at: number; value: Promise<Readiness> } | null = null
 
@@ -109,6 +123,7 @@ export class ReadinessCheck {
         }),
       )
     }
+    if (this.deps.config.jobs) jobs.push(Promise.resolve().then(() => void (components.jobs = checkJobs(this.deps.config.runDir))))
     if (checks.includes('supervisor')) jobs.push(checkSupervisor(this.deps.supervisorSocket).then((s) => void (components.supervisor = s)))
     await Promise.all(jobs)
     components.config = { ok: true, version: runtimeConfig.version || configVersion(process.env) }

@@ -1,0 +1,34 @@
+/** `tasks` for app code: define in the app module, enqueue from a request handler, read states. */
+import { loadConfig } from '../config/load.js'
+import { TaskQueue, type TaskRecord } from './queue.js'
+import { defineTask, taskDefinitions, type TaskDefinition, type TaskOptions } from './registry.js'
+
+let queue: TaskQueue | null = null
+
+function shared(): TaskQueue {
+  queue ??= new TaskQueue(loadConfig(process.env).tasksDir)
+  return queue
+}
+
+export const tasks = {
+  /** Declares a task (at import time, in the app module). */
+  define(name: string, handler: TaskDefinition['handler'], options: TaskOptions = {}): void {
+    defineTask(name, handler, options)
+  },
+  /**
+   * Queues a task durably (fsync'ed before this resolves) for the jobs process; answer the request
+   * with 202 and the id. The same idempotencyKey twice gives the same id once (duplicate: true).
+   */
+  async enqueue(name: string, payload: unknown, options: { idempotencyKey?: string; reqId?: string | undefined } = {}): Promise<{ id: string; duplicate: boolean }> {
+    if (!taskDefinitions.has(name)) throw new TypeError(`Expected a task defined with tasks.define(), got ${JSON.stringify(name)}`)
+    const o: { idempotencyKey?: string; reqId?: string | null } = { reqId: options.reqId ?? null }
+    if (options.idempotencyKey !== undefined) o.idempotencyKey = options.idempotencyKey
+    return shared().enqueue(name, payload, o)
+  },
+  /** The task's record (state: queued, running, done, failed; attempts, progress, result, error), or null. */
+  get(id: string): TaskRecord | null {
+    return shared().get(id)
+  },
+}
+
+export type { TaskRecord, TaskOptions }

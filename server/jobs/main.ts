@@ -1,0 +1,62 @@
+/**
+ * Entry point of the jobs process, started and supervised by the arbiter (one per deployment):
+ * imports the app module so that its tasks.define() and singleton() declarations exist, then runs
+ * queued tasks and the singletons. Writes <run dir>/jobs.json every second for /readyz and status.
+ */
+import { renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { ServerConfig } from '../config/schema.js'
+import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
+import { LOG_FD, workerEnv } from '../protocol.js'
+import { TaskQueue } from './queue.js'
+import { TaskRunner } from './runner.js'
+import { Singletons } from './singletons.js'
+import { singletonDefinitions, taskDefinitions } from './registry.js'
+
+const config = JSON.parse(process.env[workerEnv.config] ?? '{}') as ServerConfig
+const output = createOutput('server', null, LOG_FD)
+const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'jobs' } })
+
+async function main(): Promise<void> {
+  try {
+    await import(pathToFileURL(process.env[workerEnv.app] ?? '').href)
+  } catch (err) {
+    log.error({ err }, 'jobs process failed to import the app module')
+    setTimeout(() => flushAndExit(output, 3), 50)
+    return
+  }
+  const runner = new TaskRunner(new TaskQueue(config.tasksDir), log, config.tasksConcurrency)
+  const singletons = new Singletons(config.runDir, log)
+  runner.start()
+  singletons.start()
+  log.info({ tasks: [...taskDefinitions.keys()], singletons: [...singletonDefinitions.keys()], tasksDir: config.tasksDir }, 'jobs process ready')
+  const statusFile = join(config.runDir, 'jobs.json')
+  const writeStatus = (): void => {
+    const body = JSON.stringify({ pid: process.pid, updatedAt: Date.now(), singletons: Object.fromEntries(singletons.states), tasks: runner.counts() })
+    writeFileSync(`${statusFile}.tmp`, body)
+    renameSync(`${statusFile}.tmp`, statusFile)
+  }
+  writeStatus()
+  const statusTimer = setInterval(writeStatus, 1000)
+  let stopping = false
+  const stop = async (why: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    log.info({ why }, 'jobs process stopping')
+    clearInterval(statusTimer)
+    await Promise.all([runner.stop(config.gracefulTimeoutMs), singletons.stop()])
+    writeStatus()
+    flushAndExit(output, 0)
+  }
+  process.on('SIGTERM', () => void stop('SIGTERM'))
+  process.on('SIGINT', () => {})
+  process.on('disconnect', () => void stop('arbiter disconnected'))
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception in the jobs process: exiting (the arbiter restarts it; running tasks run again)')
+    flushAndExit(output, 1)
+  })
+  process.send?.({ t: 'ready' })
+}
+
+void main()
