@@ -3,7 +3,9 @@
  * (which must be the cluster primary) and resolves once every worker is ready.
  */
 import cluster from 'node:cluster'
-import { resolve } from 'node:path'
+import { dirname, resolve } from 'node:path'
+import { watchSources } from './arbiter/dev-watch.js'
+import { PrettyOutput } from './log/pretty-output.js'
 import { Arbiter } from './arbiter/arbiter.js'
 import { cpuCount } from './config/cpus.js'
 import { loadConfig, type ConfigOverrides } from './config/load.js'
@@ -28,19 +30,21 @@ export interface ServeOptions extends ConfigOverrides {
   envFile?: string
   /** The process environment before .env was loaded: its keys win over the file (default: `env`). */
   baseEnv?: NodeJS.ProcessEnv
+  /** Development: reload workers when a source file under the app's directory changes; pretty logs on a terminal. */
+  dev?: boolean
 }
 
 export async function serve(options: ServeOptions): Promise<Arbiter> {
   if (!cluster.isPrimary) {
     throw new ForkyardError(codes.CONFIG, 'serve() must run in the primary process, not in a cluster worker')
   }
-  const { app, env = process.env, handleSignals = true, envFile, baseEnv, ...overrides } = options
+  const { app, env = process.env, handleSignals = true, envFile, baseEnv, dev = false, ...overrides } = options
   const config = loadConfig(env, overrides)
   // Workers read all of these too (publish(), /readyz, config.get): refuse bad values here, before
   // any worker starts.
   const fileKeys = envFile !== undefined && existsSync(envFile) ? Object.keys(readEnvFile(envFile)) : []
   const initial = snapshot(asRecord(env), fileKeys)
-  const output = createOutput('server', loadLogConfig(env))
+  const output = dev && process.stdout.isTTY === true ? new PrettyOutput() : createOutput('server', loadLogConfig(env))
   const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'arbiter' } })
   const cpus = cpuCount()
   const workers = config.workers === 0 ? cpus.count : config.workers
@@ -52,6 +56,11 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
   const arbiter = new Arbiter({ config, app: resolve(app), workers, log, output, watcher, overrides, configVersion: initial.version })
   if (handleSignals) arbiter.handleSignals((code) => flushAndExit(output, code))
   await arbiter.start()
+  if (dev) {
+    const dir = dirname(resolve(app))
+    watchSources(dir, log, () => arbiter.reload())
+    log.info({ dir }, 'development mode: workers reload when a source file changes')
+  }
   return arbiter
 }
 

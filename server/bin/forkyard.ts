@@ -30,6 +30,7 @@ const usage = `Usage: forkyard <command> [options]
 
 Commands:
   serve <app-module>   start the arbiter and workers serving the module's default export
+                       (--reload: development, workers reload on source changes, pretty logs)
   status [--json]      list the workers of the running server
   reload               rolling reload (same as kill -HUP <arbiter pid>)
   stop                 graceful stop (same as kill -TERM <arbiter pid>)
@@ -65,6 +66,7 @@ const { values, positionals } = (() => {
         'run-dir': { type: 'string' },
         'env-file': { type: 'string' },
         json: { type: 'boolean' },
+        reload: { type: 'boolean' },
         follow: { type: 'boolean', short: 'f' },
         svc: { type: 'string' },
         req: { type: 'string' },
@@ -130,7 +132,7 @@ async function main(): Promise<void> {
         process.stderr.write(`forkyard: serve needs the path of the app module\n\n${usage}`)
         process.exit(2)
       }
-      await serve({ app, ...overrides(), envFile: values['env-file'] ?? '.env', baseEnv })
+      await serve({ app, ...overrides(), envFile: values['env-file'] ?? '.env', baseEnv, dev: values.reload === true })
       return
     }
     case 'status': {

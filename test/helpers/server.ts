@@ -70,6 +70,8 @@ export interface StartOptions {
   /** Wait for 'all workers ready' (default true). */
   waitReady?: boolean
   cwd?: string
+  /** Extra arguments after `serve <app>`. */
+  args?: string[]
 }
 
 export async function startServer(t: TestContext, options: StartOptions): Promise<Started> {
@@ -86,7 +88,7 @@ export async function startServer(t: TestContext, options: StartOptions): Promis
   }
   // An empty value removes the variable (so that .env can provide it).
   for (const [k, v] of Object.entries(env)) if (v === '') delete env[k]
-  const child = spawn(process.execPath, [bin, 'serve', options.app], {
+  const child = spawn(process.execPath, [bin, 'serve', options.app, ...(options.args ?? [])], {
     cwd: dir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
