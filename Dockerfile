@@ -19,9 +19,9 @@
 # Every other variable comes from /app/.env (bind-mounted read-only by compose), which every
 # forkyard program reads itself at start (working directory /app) and the server watches, so an
 # edit reaches the running stack; defaults as in .env.example:
-#   FORKYARD_WORKERS=0                  (0 = one per CPU the container's CPU quota allows)
+#   FORKYARD_WORKERS=0                    (0 = one per CPU the container's CPU quota allows)
 #   FORKYARD_TIMEOUT=30s
-#   FORKYARD_GRACEFUL_TIMEOUT=30s       (keep below supervisord's stopwaitsecs 40 and compose's 45s)
+#   FORKYARD_GRACEFUL_TIMEOUT=30s         (keep below supervisord's stopwaitsecs 40 and compose's 45s)
 #   FORKYARD_REQUEST_TIMEOUT=0
 #   FORKYARD_BOOT_TIMEOUT=30s
 #   FORKYARD_MAX_REQUESTS=0
@@ -34,19 +34,24 @@
 #   FORKYARD_SCHEDULING=none
 #   FORKYARD_LOG_LEVEL=info
 #   FORKYARD_ACCESS_LOG=true
+#   FORKYARD_JOBS=true
+#   FORKYARD_TASKS_DIR=./data/tasks       (under /app/data, the bind-mounted ./data: survives the container)
+#   FORKYARD_TASKS_CONCURRENCY=4
+#   FORKYARD_OFFLOAD_THREADS=0
+#   FORKYARD_APP_SCHEMA=
 #   FORKYARD_LOG_MAX_SIZE=10MiB
 #   FORKYARD_LOG_KEEP=5
 #   FORKYARD_BODY_LIMIT=1MiB
 #   FORKYARD_NGINX_WORKERS=1
 #   FORKYARD_STATIC_DIR=example/public
-#   FORKYARD_BRIDGE_DIR=                (empty = $FORKYARD_RUN_DIR/bridge)
+#   FORKYARD_BRIDGE_DIR=                  (empty = $FORKYARD_RUN_DIR/bridge)
 #   FORKYARD_BRIDGE_TCP=
 #   FORKYARD_BRIDGE_HISTORY_COUNT=1000
 #   FORKYARD_BRIDGE_HISTORY_AGE=1h
-#   FORKYARD_BRIDGE_DATA_DIR=           (a path here needs a writable volume: the root is read-only)
+#   FORKYARD_BRIDGE_DATA_DIR=             (set it under ./data (e.g. ./data/bridge): the root is read-only)
 #   FORKYARD_PUBLISH_QUEUE=10000
 #   FORKYARD_PUBLISH_RESEND=2s
-#   FORKYARD_PUSH_BIND=127.0.0.1:8001   (inside the container; nginx proxies /ws to it)
+#   FORKYARD_PUSH_BIND=127.0.0.1:8001     (inside the container; nginx proxies /ws to it)
 #   FORKYARD_PUSH_SECRET=
 #   FORKYARD_PUSH_ORIGINS=
 #   FORKYARD_PUSH_MAX_MESSAGE=64KiB
@@ -93,11 +98,12 @@ COPY nginx ./nginx
 COPY example ./example
 COPY client ./client
 COPY .env.example ./
-# The log directory for a plain `docker run` (compose bind-mounts ./logs over it). A smoke test
+# The log and data directories for a plain `docker run` (compose bind-mounts ./logs and ./data
+# over them). A smoke test
 # that the production install loads, native zeromq binary included.
 RUN set -eux; \
-    mkdir -p /app/logs; \
-    chown forkyard:forkyard /app/logs; \
+    mkdir -p /app/logs /app/data; \
+    chown forkyard:forkyard /app/logs /app/data; \
     node -e "import('/app/dist/index.js').then(() => import('zeromq')).then(() => console.log('forkyard and zeromq load'))"
 
 ENV FORKYARD_HOME=/app \

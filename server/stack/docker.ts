@@ -6,7 +6,8 @@
  *
  * FORKYARD_DOCKER (from the environment or .env): `auto` (default), `0` never (always native),
  * `1` always (an error when no engine or compose answers). COMPOSE_PROJECT_NAME names the compose
- * project (default `forkyard`).
+ * project (default `forkyard`). The container's /app/data (durable task queue, FORKYARD_TASKS_DIR
+ * ./data/tasks) is the host's ./data, or FORKYARD_HOST_DATA_DIR.
  *
  * Also the container's entrypoint helper: `node dist/stack/docker.js env /app/.env CONF` prints,
  * as shell `export` lines, the .env settings that supervisord's own configuration CONF names
@@ -178,19 +179,21 @@ export async function dockerStack(command: string, home: string, env: NodeJS.Pro
     home,
     project: env.COMPOSE_PROJECT_NAME?.trim() || 'forkyard',
     envFile: resolve(envFile ?? join(home, '.env')),
-    env: { ...env, FORKYARD_PORT: String(s.port), FORKYARD_HOST_LOG_DIR: s.logDir },
+    env: { ...env, FORKYARD_PORT: String(s.port), FORKYARD_HOST_LOG_DIR: s.logDir, FORKYARD_HOST_DATA_DIR: resolve(home, env.FORKYARD_HOST_DATA_DIR?.trim() || 'data') },
   }
   p.env.FORKYARD_HOST_ENV_FILE = p.envFile
-  // The ./logs bind mount must be writable by the container user: as root, hand the directory to
-  // the image's user; otherwise run the container as this user.
+  // The ./logs and ./data bind mounts must be writable by the container user: as root, hand the
+  // directories to the image's user; otherwise run the container as this user.
   const uid = process.getuid?.() ?? containerUid
   p.env.FORKYARD_UID = String(uid === 0 ? containerUid : uid)
   p.env.FORKYARD_GID = String(uid === 0 ? containerGid : (process.getgid?.() ?? containerGid))
 
   switch (command) {
     case 'up': {
-      mkdirSync(s.logDir, { recursive: true })
-      if (uid === 0) chownTree(s.logDir, containerUid, containerGid)
+      for (const dir of [s.logDir, p.env.FORKYARD_HOST_DATA_DIR!]) {
+        mkdirSync(dir, { recursive: true })
+        if (uid === 0) chownTree(dir, containerUid, containerGid)
+      }
       readFileSync(p.envFile) // a missing file would be bind-mounted as a new directory
       say(`Docker Compose (${compose.join(' ')}, project ${p.project}): building and starting; logs in ${s.logDir}`)
       const r = composeRun(p, ['up', '-d', '--build', '--remove-orphans'])
