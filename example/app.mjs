@@ -1,53 +1,64 @@
-// The example app that `make up` serves: a plain node:http request listener, as a user's own app
-// would be. It imports only the public 'forkyard' API.
-//   GET  /                 a greeting with the worker's pid
-//   POST /api/notify       {"channel":"news","message":"hi"} -> published to browsers, 202 {offset}
-import { publish, requestId } from 'forkyard'
+// The example app that `make up` serves: a test platform that runs CI pipelines asynchronously
+// (the first story in background.md), written as a user's own app would be: a plain node:http
+// request listener importing only the public 'forkyard' API.
+//
+//   POST /api/pipelines      {"name":"build","steps":[{"name":"lint","kind":"sleep","ms":800},...]}
+//                            -> 202 {id, channel, token}: a background task runs the steps
+//   GET  /api/pipelines/:id  -> the pipeline's state, step by step
+//   GET  /api/pipelines      -> the most recent pipelines
+//   POST /api/notify         {"channel":"news","message":"hi"} -> published to subscribed browsers
+//
+// Progress goes to the private channel private:pipeline:<id>; the token in the 202 answer lets the
+// page subscribe to it. The page itself is static (example/public), served by nginx.
+import { pushToken, publish, requestId, tasks } from 'forkyard'
+import { readBody, json, validatePipeline } from './http.mjs'
+import { runPipeline } from './pipeline.mjs'
 
-const MAX_BODY = 64 * 1024
+tasks.define('pipeline', runPipeline, { concurrency: 2, timeoutMs: 10 * 60_000, retries: 1, backoffMs: 500, channel: (id) => `private:pipeline:${id}` })
 
-function json(res, status, body) {
-  const text = JSON.stringify(body)
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) })
-  res.end(text)
-}
-
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    let size = 0
-    const chunks = []
-    req.on('data', (c) => {
-      size += c.length
-      if (size > MAX_BODY) reject(Object.assign(new Error(`body larger than ${MAX_BODY} bytes`), { status: 413 }))
-      else chunks.push(c)
-    })
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
-    req.on('error', reject)
-  })
+function describe(idOrRecord) {
+  const record = typeof idOrRecord === 'string' ? tasks.get(idOrRecord) : idOrRecord
+  if (record === null) return null
+  const id = record.id
+  const steps = record.payload.steps.map((s, i) => ({ ...s, state: record.progress?.steps?.[i] ?? (record.state === 'done' ? 'done' : 'pending') }))
+  return { id, name: record.payload.name, state: record.state, attempts: record.attempts, createdAt: record.createdAt, updatedAt: record.updatedAt, error: record.error ?? null, steps }
 }
 
 export default async function app(req, res) {
   const url = new URL(req.url, 'http://localhost')
-  if (req.method === 'GET' && url.pathname === '/') {
-    res.setHeader('Content-Type', 'text/plain')
-    return res.end(`forkyard example app, worker pid ${process.pid}\n`)
-  }
-  if (req.method === 'POST' && url.pathname === '/api/notify') {
-    let input
-    try {
-      input = JSON.parse(await readBody(req))
-    } catch (err) {
-      return json(res, err.status ?? 400, { error: err.status ? err.message : 'expected a JSON body like {"channel":"news","message":"hi"}' })
+  const path = url.pathname
+  try {
+    if (req.method === 'GET' && path === '/') {
+      res.writeHead(302, { Location: '/static/index.html' })
+      return res.end()
     }
-    if (typeof input?.channel !== 'string' || typeof input?.message !== 'string') {
-      return json(res, 400, { error: `expected {"channel": string, "message": string}, got ${JSON.stringify(input).slice(0, 200)}` })
+    if (req.method === 'POST' && path === '/api/pipelines') {
+      const input = validatePipeline(await readBody(req, 64 * 1024))
+      const { id, duplicate } = await tasks.enqueue('pipeline', input, { idempotencyKey: req.headers['idempotency-key'], reqId: requestId(req) })
+      const channel = `private:pipeline:${id}`
+      return json(res, 202, { id, duplicate, channel, token: pushToken([channel], 3600), state: describe(id) })
     }
-    try {
+    if (req.method === 'GET' && path === '/api/pipelines') {
+      // From the task queue on disk, not from this worker's memory: every worker answers the same.
+      return json(res, 200, { pipelines: tasks.list(50, 'pipeline').map(describe) })
+    }
+    const m = /^\/api\/pipelines\/([0-9a-f]{32})$/.exec(path)
+    if (req.method === 'GET' && m !== null) {
+      const p = describe(m[1])
+      return p === null ? json(res, 404, { error: `no pipeline ${m[1]}` }) : json(res, 200, p)
+    }
+    if (req.method === 'POST' && path === '/api/notify') {
+      const input = JSON.parse(await readBody(req, 64 * 1024))
+      if (typeof input?.channel !== 'string' || typeof input?.message !== 'string') {
+        return json(res, 400, { error: `expected {"channel": string, "message": string}, got ${JSON.stringify(input).slice(0, 200)}` })
+      }
       const { offset } = await publish(input.channel, { message: input.message }, { reqId: requestId(req) })
       return json(res, 202, { channel: input.channel, offset })
-    } catch (err) {
-      return json(res, 503, { error: err.message, code: err.code })
     }
+    return json(res, 404, { error: `no route for ${req.method} ${path}` })
+  } catch (err) {
+    if (err.status !== undefined) return json(res, err.status, { error: err.message })
+    if (err instanceof SyntaxError) return json(res, 400, { error: `expected a JSON body: ${err.message}` })
+    throw err
   }
-  return json(res, 404, { error: `no route for ${req.method} ${url.pathname}` })
 }

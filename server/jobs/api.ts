@@ -25,6 +25,10 @@ export const tasks = {
     if (options.idempotencyKey !== undefined) o.idempotencyKey = options.idempotencyKey
     return shared().enqueue(name, payload, o)
   },
+  /** The most recent tasks, newest first (every process sees the same: the queue is on disk). */
+  list(limit = 50, name?: string): TaskRecord[] {
+    return shared().list(limit, name)
+  },
   /** The task's record (state: queued, running, done, failed; attempts, progress, result, error), or null. */
   get(id: string): TaskRecord | null {
     return shared().get(id)

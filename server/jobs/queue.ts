@@ -67,6 +67,27 @@ export class TaskQueue {
     return null
   }
 
+  /** The most recent tasks (all states), newest first, optionally of one name. */
+  list(limit: number, name?: string): TaskRecord[] {
+    const out: TaskRecord[] = []
+    for (const state of STATES) {
+      for (const f of readdirSync(join(this.dir, state))) {
+        if (!f.endsWith('.json')) continue
+        try {
+          const r = JSON.parse(readFileSync(join(this.dir, state, f), 'utf8')) as TaskRecord
+          if (name === undefined || r.name === name) out.push(r)
+        } catch {
+          // moving between states
+        }
+      }
+    }
+    const seen = new Set<string>()
+    return out
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+      .filter((r) => !seen.has(r.id) && seen.add(r.id) !== undefined)
+      .slice(0, limit)
+  }
+
   /** Queued tasks whose time has come, oldest first. */
   ready(now: number, limit: number): TaskRecord[] {
     const out: TaskRecord[] = []

@@ -5,7 +5,8 @@
  * returns once /readyz through nginx answers 200, printing the URL.
  */
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { loadConfig } from '../config/load.js'
 import { loadLogConfig } from '../config/logging.js'
@@ -45,11 +46,15 @@ export function stackEnv(home: string, base: NodeJS.ProcessEnv): StackEnv {
   return { env, runDir, logDir, port: stack.port, url: `http://${host}:${stack.port}/` }
 }
 
-/** Creates .env from .env.example the first time; returns true when it did. */
+/**
+ * Creates .env from .env.example the first time, with a fresh random FORKYARD_PUSH_SECRET (so that
+ * private channels work out of the box and no two installations share a secret); true when it did.
+ */
 export function ensureDotenv(home: string): boolean {
   const target = join(home, '.env')
   if (existsSync(target)) return false
-  copyFileSync(join(home, '.env.example'), target)
+  const example = readFileSync(join(home, '.env.example'), 'utf8')
+  writeFileSync(target, example.replace(/^FORKYARD_PUSH_SECRET=$/m, `FORKYARD_PUSH_SECRET=${randomBytes(32).toString('hex')}`), { mode: 0o600 })
   return true
 }
 

@@ -54,6 +54,7 @@ export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string
     BODY_LIMIT: String(stack.bodyLimitBytes),
     PROXY_READ_TIMEOUT: seconds(worstServerMs + 5000),
     STATIC_DIR: stack.staticDir,
+    CLIENT_DIR: join(home, 'client'),
     ACCESS_LOG: join(server.runDir, 'nginx-access.fifo'),
   }
 }

@@ -30,6 +30,7 @@ export async function startStackRun(t: TestContext, extra: Record<string, string
     HOME: process.env.HOME ?? '/tmp',
     FORKYARD_RUN_DIR: join(dir, 'run'),
     FORKYARD_LOG_DIR: join(dir, 'logs'),
+    FORKYARD_TASKS_DIR: join(dir, 'tasks'),
     FORKYARD_PORT: String(port),
     FORKYARD_PUSH_BIND: `127.0.0.1:${pushPort}`,
     FORKYARD_WORKERS: '2',

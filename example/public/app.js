@@ -1,0 +1,121 @@
+// The example page: no build step, plain ESM. Submits pipelines, follows their steps live over the
+// WebSocket (resuming after a dropped connection), and shows /readyz.
+import { PushClient } from '/static/forkyard/push-client.js'
+
+const $ = (sel) => document.querySelector(sel)
+const pipelines = new Map()
+const tokens = new Map()
+
+const client = new PushClient(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`, {
+  // Tokens come with each pipeline from POST /api/pipelines; they are reused on every reconnect.
+  getToken: (channel) => tokens.get(channel) ?? '',
+})
+
+client.onstatus = ({ state, code, reason }) => {
+  const el = $('#connection')
+  el.dataset.state = state
+  el.textContent = state === 'open' ? 'live' : state === 'connecting' ? 'reconnecting…' : `connection lost (${code ?? ''} ${reason ?? ''}), retrying…`
+}
+
+// History could not cover a gap: read the pipeline's state from the API instead.
+client.ongap = ({ channel }) => {
+  const id = channel.split(':').pop()
+  void refresh(id)
+}
+
+function render(p) {
+  let li = document.getElementById(`p-${p.id}`)
+  if (li === null) {
+    li = document.createElement('li')
+    li.id = `p-${p.id}`
+    li.className = 'pipeline'
+    $('#pipelines').prepend(li)
+  }
+  li.dataset.state = p.state
+  li.innerHTML = ''
+  const head = document.createElement('header')
+  head.innerHTML = `<strong></strong> <span class="state"></span>`
+  head.querySelector('strong').textContent = p.name
+  head.querySelector('.state').textContent = `${p.state} · ${p.id.slice(0, 8)}`
+  const steps = document.createElement('ul')
+  steps.className = 'steps'
+  for (const s of p.steps) {
+    const item = document.createElement('li')
+    item.className = 'step'
+    item.dataset.state = s.state
+    item.textContent = `${s.name} (${s.kind}) ${s.state === 'done' ? '✓' : s.state === 'running' ? '…' : ''}`
+    steps.append(item)
+  }
+  li.append(head, steps)
+}
+
+async function refresh(id) {
+  const res = await fetch(`/api/pipelines/${id}`)
+  if (!res.ok) return
+  const p = await res.json()
+  pipelines.set(id, p)
+  render(p)
+}
+
+function follow(p, channel) {
+  pipelines.set(p.id, p)
+  render(p)
+  client.subscribe(channel, (data) => {
+    const current = pipelines.get(p.id)
+    if (data.state === 'running' && Array.isArray(data.progress?.steps)) {
+      current.state = 'running'
+      current.steps = current.steps.map((s, i) => ({ ...s, state: data.progress.steps[i] }))
+    } else if (data.state === 'done') {
+      current.state = 'done'
+      current.steps = current.steps.map((s) => ({ ...s, state: 'done' }))
+    } else if (data.state === 'failed') {
+      current.state = 'failed'
+    }
+    render(current)
+  }, { offset: 0 })
+}
+
+$('#new-pipeline').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const form = new FormData(event.target)
+  const steps = String(form.get('steps')).split('\n').map((l) => l.trim()).filter(Boolean).map((l) => {
+    const [name, kind, ms] = l.split(':')
+    return { name, kind, ms: Number(ms) }
+  })
+  const res = await fetch('/api/pipelines', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: form.get('name'), steps }) })
+  const body = await res.json()
+  $('#form-error').textContent = res.ok ? '' : body.error
+  if (!res.ok) return
+  tokens.set(body.channel, body.token)
+  follow(body.state, body.channel)
+})
+
+// Pipelines submitted before this page was opened (or by another tab): their current state.
+fetch('/api/pipelines')
+  .then((res) => res.json())
+  .then(({ pipelines: list }) => {
+    for (const p of list.reverse()) if (!pipelines.has(p.id)) render(p)
+  })
+  .catch(() => {})
+
+async function health() {
+  try {
+    const res = await fetch('/readyz', { cache: 'no-store' })
+    const r = await res.json()
+    const c = r.components ?? {}
+    const row = (name, ok, text) => `<dt>${name}</dt><dd class="${ok ? 'ok' : 'bad'}">${text}</dd>`
+    $('#health').innerHTML = [
+      row('ready', r.ready, r.ready ? 'yes' : 'no'),
+      row('workers', c.workers?.ok, `${c.workers?.up ?? '?'}/${c.workers?.expected ?? '?'} (generation ${c.workers?.generation ?? '?'})`),
+      row('bridge', c.bridge?.ok, c.bridge?.ok ? `epoch ${c.bridge.epoch}, ${c.bridge.accepted} accepted` : (c.bridge?.error ?? 'down')),
+      row('push', c.push?.ok, c.push?.ok ? `${c.push.connections} connections` : (c.push?.error ?? 'down')),
+      row('lag', c.push?.ok, c.push?.heartbeatLagMs == null ? '?' : `${c.push.heartbeatLagMs} ms through bridge → push`),
+      row('jobs', c.jobs?.ok, c.jobs ? `${(c.jobs.singletons ?? []).length} singletons, ${c.jobs.tasks?.queued ?? 0} queued` : 'off'),
+      row('config', true, c.config?.version ?? '?'),
+    ].join('')
+  } catch {
+    $('#health').innerHTML = '<dt>ready</dt><dd class="bad">unreachable</dd>'
+  }
+}
+health()
+setInterval(health, 2000)

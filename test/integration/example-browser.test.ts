@@ -1,0 +1,64 @@
+/**
+ * The example app in a real browser (Debian's chromium driven by playwright-core) against the
+ * whole stack started natively: submit the form, watch every step complete live; kill -9 the push
+ * process mid-pipeline and see the page say so, reconnect, catch up, and show every step exactly
+ * once. Saves docs/screenshot.png for the README.
+ */
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { chromium } from 'playwright-core'
+import { startStackRun } from '../helpers/stack.js'
+import { root, until } from '../helpers/server.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+
+test('the example page: a pipeline runs live; the push process dies mid-pipeline and the page recovers with every step exactly once', async (t) => {
+  assert.ok(existsSync(CHROMIUM), `expected Debian's chromium at ${CHROMIUM} (apt-get install -y chromium)`)
+  const s = await startStackRun(t, { FORKYARD_APP: join(root, 'example/app.mjs'), FORKYARD_PUSH_HEARTBEAT_STALE: '3s' })
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  })
+  t.after(() => browser.close())
+  const page = await browser.newPage({ viewport: { width: 1100, height: 760 } })
+  const errors: string[] = []
+  page.on('pageerror', (err) => errors.push(err.message))
+  await page.goto(s.url('/'))
+  await page.waitForSelector('#connection[data-state="open"]', { timeout: 15_000 })
+  await page.waitForSelector('#health .ok', { timeout: 10_000 })
+
+  // A pipeline with a CPU-heavy (offloaded) step: every step completes live.
+  await page.fill('input[name="name"]', 'quick build')
+  await page.fill('textarea[name="steps"]', 'checkout:sleep:300\ncompile:cpu:800\ntest:sleep:400')
+  await page.click('button[type="submit"]')
+  await page.waitForSelector('.pipeline[data-state="done"]', { timeout: 30_000 })
+  assert.deepEqual(await page.$$eval('.pipeline[data-state="done"] .step', (els) => els.map((e) => e.getAttribute('data-state'))), ['done', 'done', 'done'])
+
+  // Bad input: a clear message, nothing queued.
+  await page.fill('textarea[name="steps"]', 'deploy:gpu:100')
+  await page.click('button[type="submit"]')
+  await page.waitForFunction("(document.querySelector('#form-error')?.textContent ?? '').includes('kind')", undefined, { timeout: 5000 })
+
+  // A longer pipeline; the push process is killed -9 while it runs.
+  await page.fill('input[name="name"]', 'release')
+  await page.fill('textarea[name="steps"]', 'fetch:sleep:1500\nbuild:cpu:1500\ntest:sleep:1500\nship:sleep:1500')
+  await page.click('button[type="submit"]')
+  const release = page.locator('.pipeline', { hasText: 'release' })
+  await release.locator('.step[data-state="done"]').first().waitFor({ timeout: 15_000 })
+  const pushPid = s.programPid('push')
+  assert.ok(pushPid !== null)
+  process.kill(pushPid, 'SIGKILL')
+  await page.waitForSelector('#connection:not([data-state="open"])', { timeout: 10_000 })
+  const banner = await page.textContent('#connection')
+  assert.match(banner ?? '', /reconnecting|connection lost/)
+  await page.waitForSelector('#connection[data-state="open"]', { timeout: 30_000 })
+  await release.locator('xpath=.').and(page.locator('[data-state="done"]')).waitFor({ timeout: 30_000 })
+  const steps = await release.locator('.step').evaluateAll((els) => els.map((e) => [e.textContent?.split(' ')[0], e.getAttribute('data-state')]))
+  assert.deepEqual(steps, [['fetch', 'done'], ['build', 'done'], ['test', 'done'], ['ship', 'done']], 'every step shown exactly once, done')
+  await until('health panel green again', async () => (await page.$$('#health .bad')).length === 0, 15_000)
+  await page.screenshot({ path: join(root, 'docs/screenshot.png'), fullPage: true })
+  assert.deepEqual(errors, [], 'no page errors')
+})
