@@ -108,7 +108,7 @@ function printStatus(s: ArbiterStatus): void {
     rows.push([String(w.worker), String(w.pid), String(w.generation), w.state, String(w.served), String(w.inflight), `${(w.rssBytes / 1048576).toFixed(1)}M`, `${(w.lastHeartbeatMsAgo / 1000).toFixed(1)}s ago`, `${Math.round(w.uptimeMs / 1000)}s`])
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  process.stdout.write(`arbiter pid ${s.pid}, generation ${s.generation}, ${s.readyWorkers}/${s.expectedWorkers} workers ready${s.reloading ? ', reloading' : ''}, bind ${s.bind.join(' ')}\n`)
+  process.stdout.write(`arbiter pid ${s.pid}, generation ${s.generation}, ${s.readyWorkers}/${s.expectedWorkers} workers ready${s.reloading ? ', reloading' : ''}, bind ${s.bind.join(' ')}, config ${s.configVersion}, jobs pid ${s.jobsPid ?? 'none'}\n`)
   for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n')
 }
 
