@@ -27,13 +27,14 @@ export interface ServiceOptions {
 export async function runService(svc: string, level: string, start: (log: Logger) => Promise<Service>, options: ServiceOptions = {}): Promise<void> {
   const output = createOutput(svc, loadLogConfig(process.env))
   const log = createLogger(output, { svc, level })
-  let service: Service
+  let started: Service
   try {
-    service = await start(log)
+    started = await start(log)
   } catch (err) {
     log.fatal({ err }, `${svc} failed to start`)
-    flushAndExit(output, 1)
+    return flushAndExit(output, 1)
   }
+  const service = started
   let stopping = false
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return
@@ -62,7 +63,7 @@ export async function runService(svc: string, level: string, start: (log: Logger
       watcher = new EnvWatcher(resolve(options.envFile), options.baseEnv ?? process.env, snapshot(env, Object.keys(readEnvFile(options.envFile))), log)
     } catch (err) {
       log.fatal({ err }, 'bad configuration')
-      flushAndExit(output, 2)
+      return flushAndExit(output, 2)
     }
     watcher.on('change', ({ next, changed }) => {
       for (const k of changed) {

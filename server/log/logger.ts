@@ -45,12 +45,33 @@ export function createLogger(output: LineOutput, options: LoggerOptions): Logger
   )
 }
 
-/** Writes what is buffered, synchronously, then exits: no log line is lost on the way out. */
-export function flushAndExit(output: LineOutput, code: number): never {
-  try {
-    output.flushSync()
-  } catch {
-    // EAGAIN on a full pipe or a closed reader: nothing more can be done on the way out.
+/**
+ * Exits once every line written so far is out, so that no log line is lost or cut on the way out.
+ * An asynchronous write in progress is waited for (writing the rest synchronously beside it would
+ * interleave with it); after 5 s of a stuck reader, what is left is written synchronously.
+ */
+export function flushAndExit(output: LineOutput, code: number): void {
+  const exit = (): never => process.exit(code)
+  const last = setTimeout(() => {
+    try {
+      output.flushSync()
+    } catch {
+      // EAGAIN on a full pipe or a closed reader: nothing more can be done on the way out.
+    }
+    exit()
+  }, 5000)
+  const done = (): void => {
+    clearTimeout(last)
+    try {
+      output.flushSync()
+    } catch {
+      // as above
+    }
+    exit()
   }
-  process.exit(code)
+  if (output.whenWritten !== undefined) return output.whenWritten(done)
+  // sonic-boom (stdout): wait for 'drain' while a write is in flight or data is queued.
+  const boom = output as unknown as { _writing?: boolean; _len?: number; once?: (e: string, cb: () => void) => void }
+  if ((boom._writing === true || (boom._len ?? 0) > 0) && typeof boom.once === 'function') boom.once('drain', done)
+  else done()
 }

@@ -11,6 +11,8 @@ import { dirname } from 'node:path'
 export interface LineOutput {
   write(lines: string): unknown
   flushSync(): void
+  /** Calls back once everything written so far has reached the file (never interleaving). */
+  whenWritten?(cb: () => void): void
 }
 
 export class RotatingFile implements LineOutput {
@@ -18,6 +20,7 @@ export class RotatingFile implements LineOutput {
   private size: number
   private pending: string[] = []
   private writing = false
+  private waiters: (() => void)[] = []
 
   constructor(
     readonly path: string,
@@ -35,9 +38,17 @@ export class RotatingFile implements LineOutput {
     return true
   }
 
+  whenWritten(cb: () => void): void {
+    if (!this.writing && this.pending.length === 0) return cb()
+    this.waiters.push(cb)
+  }
+
   private flush(): void {
     if (this.pending.length === 0) {
       this.writing = false
+      const waiters = this.waiters
+      this.waiters = []
+      for (const w of waiters) w()
       return
     }
     this.writing = true

@@ -42,11 +42,14 @@ test('the stack natively: up, requests, WebSocket, kill -9 of each process, relo
   assert.equal((await fetch(s.url('/healthz'))).status, 200)
   const ready = await readyz(s.url('/readyz'))
   assert.equal(ready.status, 200, JSON.stringify(ready.body))
-  assert.deepEqual(Object.keys(ready.body.components ?? {}).sort(), ['bridge', 'config', 'push', 'supervisor', 'workers'])
-  const hello = await fetch(s.url('/'))
+  assert.deepEqual(Object.keys(ready.body.components ?? {}).sort(), ['bridge', 'config', 'jobs', 'push', 'supervisor', 'workers'])
+  const hello = await fetch(s.url('/api/pipelines'))
   assert.equal(hello.status, 200)
-  assert.match(await hello.text(), /forkyard example app/)
+  assert.ok(Array.isArray(((await hello.json()) as { pipelines: unknown }).pipelines))
   assert.match(hello.headers.get('x-request-id') ?? '', /^[0-9a-f]{32}$/)
+  const page = await fetch(s.url('/'))
+  assert.equal(page.status, 200, 'the example page, through the redirect to /static/index.html')
+  assert.match(await page.text(), /<title>forkyard/)
 
   // A message published by a worker reaches a browser connected through nginx.
   const client = connect(`ws://127.0.0.1:${s.port}/ws`)
