@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { TestContext } from 'node:test'
-import { bin, until, type LogLine } from './server.js'
+import { bin, captureOutput, until, type LogLine } from './server.js'
 
 export interface Proc {
   child: ChildProcess
@@ -21,27 +21,7 @@ export function startProc(t: TestContext, args: string[], env: Record<string, st
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  const logs: LogLine[] = []
-  let out = ''
-  let err = ''
-  let pending = ''
-  child.stdout!.setEncoding('utf8')
-  child.stdout!.on('data', (chunk: string) => {
-    out += chunk
-    pending += chunk
-    const lines = pending.split('\n')
-    pending = lines.pop() ?? ''
-    for (const line of lines) {
-      if (line === '') continue
-      try {
-        logs.push(JSON.parse(line) as LogLine)
-      } catch {
-        logs.push({ unparsed: line })
-      }
-    }
-  })
-  child.stderr!.setEncoding('utf8')
-  child.stderr!.on('data', (c: string) => (err += c))
+  const { logs, output } = captureOutput(child)
   let done = false
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
     child.once('exit', (code, signal) => {
@@ -49,7 +29,10 @@ export function startProc(t: TestContext, args: string[], env: Record<string, st
       res({ code, signal })
     }),
   )
-  const raw = (): string => `--- ${args.join(' ')} stdout ---\n${out.slice(-10_000)}\n--- stderr ---\n${err.slice(-5000)}`
+  const raw = (): string => {
+    const o = output()
+    return `--- ${args.join(' ')} stdout ---\n${o.out.slice(-10_000)}\n--- stderr ---\n${o.err.slice(-5000)}`
+  }
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> => {
     if (!done) child.kill(signal)
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)

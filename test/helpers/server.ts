@@ -46,6 +46,32 @@ export async function until<T>(what: string, check: () => T | Promise<T>, timeou
   throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`)
 }
 
+/** Collects a child's stdout as JSON lines (an unparsable line is kept as { unparsed }) and its raw output. */
+export function captureOutput(child: ChildProcess): { logs: LogLine[]; output: () => { out: string; err: string } } {
+  const logs: LogLine[] = []
+  let out = ''
+  let err = ''
+  let pending = ''
+  child.stdout!.setEncoding('utf8')
+  child.stdout!.on('data', (chunk: string) => {
+    out += chunk
+    pending += chunk
+    const lines = pending.split('\n')
+    pending = lines.pop() ?? ''
+    for (const line of lines) {
+      if (line === '') continue
+      try {
+        logs.push(JSON.parse(line) as LogLine)
+      } catch {
+        logs.push({ unparsed: line })
+      }
+    }
+  })
+  child.stderr!.setEncoding('utf8')
+  child.stderr!.on('data', (chunk: string) => (err += chunk))
+  return { logs, output: () => ({ out, err }) }
+}
+
 export interface Started {
   child: ChildProcess
   port: number
@@ -93,27 +119,7 @@ export async function startServer(t: TestContext, options: StartOptions): Promis
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  const logs: LogLine[] = []
-  let out = ''
-  let err = ''
-  let pending = ''
-  child.stdout!.setEncoding('utf8')
-  child.stdout!.on('data', (chunk: string) => {
-    out += chunk
-    pending += chunk
-    const lines = pending.split('\n')
-    pending = lines.pop() ?? ''
-    for (const line of lines) {
-      if (line === '') continue
-      try {
-        logs.push(JSON.parse(line) as LogLine)
-      } catch {
-        logs.push({ unparsed: line })
-      }
-    }
-  })
-  child.stderr!.setEncoding('utf8')
-  child.stderr!.on('data', (chunk: string) => (err += chunk))
+  const { logs, output } = captureOutput(child)
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('exit', (code, signal) => res({ code, signal })))
   let done = false
   void exited.then(() => (done = true))
@@ -125,7 +131,7 @@ export async function startServer(t: TestContext, options: StartOptions): Promis
       clearTimeout(timer)
     }
   })
-  const raw = (): string => `--- stdout ---\n${out.slice(-20_000)}\n--- stderr ---\n${err.slice(-5000)}`
+  const raw = (): string => { const o = output(); return `--- stdout ---\n${o.out.slice(-20_000)}\n--- stderr ---\n${o.err.slice(-5000)}` }
   const waitLog = async (pred: (l: LogLine) => boolean, what: string, timeoutMs = 15_000): Promise<LogLine> => {
     try {
       return await until(what, () => logs.find(pred), timeoutMs)
