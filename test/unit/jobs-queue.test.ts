@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test, type TestContext } from 'node:test'
+import { TaskQueue, type TaskRecord, type TaskState } from '../../server/jobs/queue.js'
+
+function queue(t: TestContext): TaskQueue {
+  const dir = mkdtempSync(join(tmpdir(), 'fy-queue-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  return new TaskQueue(dir)
+}
+
+function fileOf(q: TaskQueue, state: TaskState, id: string): string {
+  return join(q.dir, state, `${id}.json`)
+}
+
+function states(q: TaskQueue, id: string): TaskState[] {
+  return (['queued', 'running', 'done', 'failed'] as const).filter((s) => existsSync(fileOf(q, s, id)))
+}
+
+/** Gives a task another creation time (rewrites it in place), for ordering tests. */
+function created(q: TaskQueue, id: string, iso: string): TaskRecord {
+  const r = q.get(id)
+  assert.ok(r !== null)
+  return q.move(r, r.state, { createdAt: iso })
+}
+
+test('the constructor makes every state directory', (t) => {
+  const q = queue(t)
+  assert.deepEqual(readdirSync(q.dir).sort(), ['done', 'failed', 'keys', 'queued', 'running', 'tmp'])
+})
+
+test('enqueue writes queued/<id>.json before it returns', (t) => {
+  const q = queue(t)
+  const { id, duplicate } = q.enqueue('mail', { to: 'a@example.com' }, { reqId: 'req-1' })
+  assert.equal(duplicate, false)
+  assert.match(id, /^[0-9a-f]{32}$/)
+  const onDisk = JSON.parse(readFileSync(fileOf(q, 'queued', id), 'utf8')) as TaskRecord
+  assert.equal(onDisk.id, id)
+  assert.equal(onDisk.name, 'mail')
+  assert.deepEqual(onDisk.payload, { to: 'a@example.com' })
+  assert.equal(onDisk.state, 'queued')
+  assert.equal(onDisk.attempts, 0)
+  assert.equal(onDisk.reqId, 'req-1')
+  assert.equal(onDisk.notBefore, 0)
+  assert.ok(!Number.isNaN(Date.parse(onDisk.createdAt)))
+  assert.deepEqual(readdirSync(join(q.dir, 'tmp')), [], 'no temp file left behind')
+  assert.equal(q.enqueue('mail', null).id === id, false, 'without a key every task is new')
+  assert.equal(q.get(q.enqueue('x', 1).id)?.reqId, null)
+})
+
+test('the same idempotency key gives the same task once, even after it is done', (t) => {
+  const q = queue(t)
+  const first = q.enqueue('charge', { cents: 100 }, { idempotencyKey: 'order-42' })
+  const again = q.enqueue('charge', { cents: 999 }, { idempotencyKey: 'order-42' })
+  assert.deepEqual(again, { id: first.id, duplicate: true })
+  assert.deepEqual(q.get(first.id)?.payload, { cents: 100 })
+  assert.equal(q.counts().queued, 1)
+  // Another task name with the same key is another task.
+  const other = q.enqueue('refund', {}, { idempotencyKey: 'order-42' })
+  assert.equal(other.duplicate, false)
+  assert.notEqual(other.id, first.id)
+  // Through running to done: still a duplicate, no new queued file.
+  const running = q.claim(q.get(first.id)!)
+  assert.ok(running !== null)
+  q.move(running, 'done', { result: 'ok' })
+  assert.deepEqual(q.enqueue('charge', {}, { idempotencyKey: 'order-42' }), { id: first.id, duplicate: true })
+  assert.deepEqual(states(q, first.id), ['done'])
+})
+
+test('a failed enqueue does not burn its idempotency key', { todo: 'the key file is created before the task is written: when the write fails (disk full, kill -9 in between) every retry with the same key answers duplicate:true for a task that does not exist' }, (t) => {
+  const q = queue(t)
+  // Make the task write fail: tmp/ is a file, not a directory.
+  rmSync(join(q.dir, 'tmp'), { recursive: true })
+  writeFileSync(join(q.dir, 'tmp'), '')
+  assert.throws(() => q.enqueue('charge', { cents: 1 }, { idempotencyKey: 'k' }))
+  rmSync(join(q.dir, 'tmp'))
+  mkdirSync(join(q.dir, 'tmp'))
+  const retry = q.enqueue('charge', { cents: 1 }, { idempotencyKey: 'k' })
+  assert.ok(q.get(retry.id) !== null, `enqueue answered ${JSON.stringify(retry)} but there is no such task`)
+})
+
+test('get finds a task in any state; unknown and malformed ids are null', (t) => {
+  const q = queue(t)
+  const { id } = q.enqueue('a', 1)
+  assert.equal(q.get(id)?.state, 'queued')
+  const running = q.claim(q.get(id)!)!
+  assert.equal(q.get(id)?.state, 'running')
+  q.move(running, 'failed', { error: 'boom' })
+  assert.equal(q.get(id)?.state, 'failed')
+  assert.equal(q.get(id)?.error, 'boom')
+  const { id: id2 } = q.enqueue('b', 2)
+  q.move(q.claim(q.get(id2)!)!, 'done', { result: 3 })
+  assert.deepEqual(q.get(id2)?.result, 3)
+  assert.equal(q.get('0'.repeat(32)), null)
+  for (const bad of ['', 'xyz', id.toUpperCase(), `${id}0`, `../${id.slice(3)}`, `${id.slice(0, 31)}/`]) assert.equal(q.get(bad), null, bad)
+})
+
+test('ready skips tasks whose notBefore is in the future and returns the oldest first', (t) => {
+  const q = queue(t)
+  const a = q.enqueue('a', 1).id
+  const b = q.enqueue('b', 2).id
+  const c = q.enqueue('c', 3).id
+  created(q, a, '2030-01-01T00:00:03.000Z')
+  created(q, b, '2030-01-01T00:00:01.000Z')
+  created(q, c, '2030-01-01T00:00:02.000Z')
+  assert.deepEqual(q.ready(1000, 10).map((r) => r.id), [b, c, a])
+  assert.deepEqual(q.ready(1000, 2).map((r) => r.id), [b, c])
+  const later = q.move(q.get(b)!, 'queued', { notBefore: 5000 })
+  assert.equal(later.notBefore, 5000)
+  assert.deepEqual(q.ready(4999, 10).map((r) => r.id), [c, a])
+  assert.deepEqual(q.ready(5000, 10).map((r) => r.id), [b, c, a])
+  // Only queued tasks are ready.
+  q.claim(q.get(c)!)
+  assert.deepEqual(q.ready(5000, 10).map((r) => r.id), [b, a])
+})
+
+test('claim moves to running and counts the attempt; a second claim of the same record is null', (t) => {
+  const q = queue(t)
+  const { id } = q.enqueue('a', 1)
+  const [r] = q.ready(Date.now(), 1)
+  assert.ok(r !== undefined)
+  const running = q.claim(r)
+  assert.ok(running !== null)
+  assert.equal(running.state, 'running')
+  assert.equal(running.attempts, 1)
+  assert.deepEqual(states(q, id), ['running'])
+  assert.equal((JSON.parse(readFileSync(fileOf(q, 'running', id), 'utf8')) as TaskRecord).attempts, 1, 'the running record is on disk')
+  assert.equal(q.claim(r), null)
+  assert.deepEqual(states(q, id), ['running'])
+  // Retried: back to queued, claimed again, second attempt.
+  const back = q.move(running, 'queued', { notBefore: 0, error: 'try again' })
+  assert.deepEqual(states(q, id), ['queued'])
+  assert.equal(q.claim(back)?.attempts, 2)
+})
+
+test('move to done or failed writes the new record and removes the old file', (t) => {
+  const q = queue(t)
+  const a = q.claim(q.get(q.enqueue('a', 1).id)!)!
+  const done = q.move(a, 'done', { result: { ok: true }, progress: 100 })
+  assert.equal(done.state, 'done')
+  assert.deepEqual(states(q, a.id), ['done'])
+  assert.deepEqual((JSON.parse(readFileSync(fileOf(q, 'done', a.id), 'utf8')) as TaskRecord).result, { ok: true })
+  const b = q.claim(q.get(q.enqueue('b', 1).id)!)!
+  q.move(b, 'failed', { error: 'no' })
+  assert.deepEqual(states(q, b.id), ['failed'])
+  assert.deepEqual(readdirSync(join(q.dir, 'tmp')), [])
+})
+
+test('recoverInterrupted puts running tasks back in queued with an error note', (t) => {
+  const q = queue(t)
+  const a = q.claim(q.get(q.enqueue('a', 1).id)!)!
+  const b = q.claim(q.get(q.enqueue('b', 2).id)!)!
+  const c = q.enqueue('c', 3).id
+  writeFileSync(join(q.dir, 'running', 'notes.txt'), 'not a task')
+  const recovered = q.recoverInterrupted()
+  assert.deepEqual(recovered.map((r) => r.id).sort(), [a.id, b.id].sort())
+  for (const r of recovered) {
+    assert.equal(r.state, 'queued')
+    assert.equal(r.attempts, 1, 'the interrupted attempt still counts')
+    assert.match(r.error ?? '', /interrupted/)
+    assert.deepEqual(states(q, r.id), ['queued'])
+  }
+  assert.deepEqual(states(q, c), ['queued'])
+  assert.equal(q.counts().running, 0)
+  assert.deepEqual(q.recoverInterrupted(), [])
+})
+
+test('recoverInterrupted leaves an unreadable file where it is', (t) => {
+  const q = queue(t)
+  writeFileSync(join(q.dir, 'running', `${'a'.repeat(32)}.json`), '{"id":')
+  assert.deepEqual(q.recoverInterrupted(), [])
+  assert.ok(existsSync(join(q.dir, 'running', `${'a'.repeat(32)}.json`)))
+})
+
+test('list is newest first, filtered by name, limited, without duplicates', (t) => {
+  const q = queue(t)
+  const ids: string[] = []
+  for (let i = 0; i < 5; i++) {
+    const { id } = q.enqueue(i % 2 === 0 ? 'even' : 'odd', i)
+    created(q, id, `2030-01-01T00:00:0${i}.000Z`)
+    ids.push(id)
+  }
+  q.move(q.claim(q.get(ids[1]!)!)!, 'done', {})
+  q.move(q.claim(q.get(ids[2]!)!)!, 'failed', { error: 'x' })
+  q.claim(q.get(ids[3]!)!)
+  assert.deepEqual(q.list(10).map((r) => r.id), [...ids].reverse())
+  assert.deepEqual(q.list(2).map((r) => r.id), [ids[4], ids[3]])
+  assert.deepEqual(q.list(10, 'even').map((r) => r.id), [ids[4], ids[2], ids[0]])
+  assert.deepEqual(q.list(10, 'odd').map((r) => r.payload), [3, 1])
+  assert.deepEqual(q.list(10, 'none'), [])
+  // A task caught between two states (new file written, old not yet removed) is listed once.
+  copyFileSync(fileOf(q, 'done', ids[1]!), fileOf(q, 'running', ids[1]!))
+  const listed = q.list(10).map((r) => r.id)
+  assert.equal(listed.length, 5)
+  assert.deepEqual(listed, [...ids].reverse())
+})
+
+test('counts per state', (t) => {
+  const q = queue(t)
+  assert.deepEqual(q.counts(), { queued: 0, running: 0, done: 0, failed: 0 })
+  const ids = [1, 2, 3, 4, 5].map((i) => q.enqueue('t', i).id)
+  q.claim(q.get(ids[0]!)!)
+  q.move(q.claim(q.get(ids[1]!)!)!, 'done', {})
+  q.move(q.claim(q.get(ids[2]!)!)!, 'failed', {})
+  writeFileSync(join(q.dir, 'queued', 'README'), 'not counted')
+  assert.deepEqual(q.counts(), { queued: 2, running: 1, done: 1, failed: 1 })
+})
