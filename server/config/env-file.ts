@@ -14,6 +14,7 @@ import { loadConfig } from './load.js'
 import { loadLogConfig } from './logging.js'
 import { loadBridgeConfig, loadPublisherConfig, loadPushConfig } from './messaging.js'
 import type { ServerConfig } from './schema.js'
+import { loadStackConfig } from './stack.js'
 
 /** Server settings that only new worker processes can take: a change means a rolling reload. */
 export const restartKeys = ['FORKYARD_BIND', 'FORKYARD_WORKERS', 'FORKYARD_SCHEDULING', 'FORKYARD_RUN_DIR', 'FORKYARD_PIDFILE', 'FORKYARD_MAX_HEADER_SIZE', 'FORKYARD_APP_SCHEMA']
@@ -45,6 +46,7 @@ export function snapshot(env: Record<string, string>, fileKeys: string[]): EnvSn
   loadPublisherConfig(env)
   loadBridgeConfig(env)
   loadLogConfig(env)
+  loadStackConfig(env, env.FORKYARD_HOME ?? process.cwd())
   const appSchema = loadAppSchema(env.FORKYARD_APP_SCHEMA ?? '')
   const app = validateApp(appSchema, env)
   const keys = [...fileKeys, ...Object.keys(env).filter((k) => k.startsWith('FORKYARD_') && !k.startsWith('FORKYARD_INTERNAL'))]

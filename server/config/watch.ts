@@ -6,7 +6,16 @@
 import { EventEmitter } from 'node:events'
 import { existsSync, unwatchFile, watchFile } from 'node:fs'
 import type { Logger } from 'pino'
+import { loadAppSchema, type AppSchema } from './app-schema.js'
 import { evaluate, isSecret, readEnvFile, type EnvSnapshot } from './env-file.js'
+
+function safeSchema(path: string | undefined): AppSchema {
+  try {
+    return loadAppSchema(path ?? '')
+  } catch {
+    return {}
+  }
+}
 
 export interface ConfigChange {
   next: EnvSnapshot
@@ -56,7 +65,11 @@ export class EnvWatcher extends EventEmitter<{ change: [ConfigChange] }> {
     }
     const result = evaluate(this.current, this.base, file)
     if (!result.ok) {
-      this.log.error({ file: this.path, version: this.current.version, error: result.error.message }, `config change refused: ${result.error.message}; the last good configuration stays in force`)
+      // The parser's message quotes the rejected value: hide it when the key is a secret.
+      let message = result.error.message
+      const schema = { ...this.current.appSchema, ...safeSchema(file.FORKYARD_APP_SCHEMA) }
+      for (const [k, v] of Object.entries(file)) if (v !== '' && isSecret(k, schema)) message = message.split(JSON.stringify(v)).join('"(secret)"').split(v).join('(secret)')
+      this.log.error({ file: this.path, version: this.current.version, error: message }, `config change refused: ${message}; the last good configuration stays in force`)
       return false
     }
     if (result.pinned.length > 0) this.log.warn({ keys: result.pinned }, 'set in the process environment, which wins over the .env file: not changed')

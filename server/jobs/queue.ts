@@ -44,8 +44,11 @@ export class TaskQueue {
       try {
         closeSync(openSync(join(this.dir, 'keys', id), 'wx', 0o600))
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { id, duplicate: true }
-        throw err
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+        // A key whose task exists is a duplicate. A key without one was left by an enqueue that
+        // failed (or was killed) before writing its task: that enqueue never answered, so this
+        // one writes the task (the same id: a concurrent twin writes the same file).
+        if (this.get(id) !== null) return { id, duplicate: true }
       }
     } else {
       id = randomUUID().replaceAll('-', '')

@@ -1,11 +1,11 @@
 /**
  * A log file with exactly one writer (this process) that rotates by size, by rename
  * (app.log -> app.log.1 -> ... -> app.log.<keep>), only between whole lines: every write() call
- * must be whole lines, and a rotation waits for the write in progress, including the rest of a
- * partial write, so no line is ever split across files or lost. Readers that follow the file
+ * must be whole lines, and a file is cut only at a line end, so no line is ever split across
+ * files or lost. Readers that follow the file
  * notice the rotation by its inode changing.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, write, writeSync } from 'node:fs'
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 
 export interface LineOutput {
@@ -19,8 +19,7 @@ export class RotatingFile implements LineOutput {
   private fd: number
   private size: number
   private pending: string[] = []
-  private writing = false
-  private waiters: (() => void)[] = []
+  private scheduled = false
 
   constructor(
     readonly path: string,
@@ -32,73 +31,71 @@ export class RotatingFile implements LineOutput {
     this.size = fstatSync(this.fd).size
   }
 
+  /**
+   * Queues whole lines; they are written together at the end of this turn of the event loop.
+   * Writes are synchronous: a regular file on a local disk takes them at page-cache speed, and
+   * there is never a write in flight that a rotation or the exit path would have to wait for.
+   */
   write(lines: string): boolean {
     this.pending.push(lines)
-    if (!this.writing) this.flush()
+    if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(() => this.flushSync())
+    }
     return true
   }
 
   whenWritten(cb: () => void): void {
-    if (!this.writing && this.pending.length === 0) return cb()
-    this.waiters.push(cb)
+    this.flushSync()
+    cb()
   }
 
-  private flush(): void {
-    if (this.pending.length === 0) {
-      this.writing = false
-      const waiters = this.waiters
-      this.waiters = []
-      for (const w of waiters) w()
-      return
-    }
-    this.writing = true
-    const buf = Buffer.from(this.pending.join(''))
+  /** Writes everything pending now, rotating at line boundaries so no file grows past maxBytes. */
+  flushSync(): void {
+    this.scheduled = false
+    if (this.pending.length === 0) return
+    let buf = Buffer.from(this.pending.join(''))
     this.pending = []
-    if (this.maxBytes > 0 && this.size > 0 && this.size + buf.length > this.maxBytes) this.rotate()
-    this.writeAll(buf, 0)
+    while (buf.length > 0) {
+      if (this.maxBytes > 0 && this.size + buf.length > this.maxBytes) {
+        const space = this.maxBytes - this.size
+        // The last whole line that still fits; a file always takes at least one line, however long.
+        const cut = space > 0 ? buf.lastIndexOf(10, space - 1) : -1
+        if (cut === -1 && this.size > 0) {
+          this.rotate()
+          continue
+        }
+        const end = cut === -1 ? (buf.indexOf(10) + 1 || buf.length) : cut + 1
+        this.writeAll(buf.subarray(0, end))
+        buf = buf.subarray(end)
+        if (buf.length > 0) this.rotate()
+        continue
+      }
+      this.writeAll(buf)
+      break
+    }
   }
 
-  private writeAll(buf: Buffer, from: number): void {
-    write(this.fd, buf, from, buf.length - from, null, (err, n) => {
-      if (err !== null) {
-        // Disk full or similar: say so on stderr (supervisord keeps it) and drop this batch only.
-        process.stderr.write(`forkyard: cannot write log file ${this.path}: ${err.message}\n`)
-        this.flush()
-        return
-      }
-      this.size += n
-      if (from + n < buf.length) return this.writeAll(buf, from + n)
-      this.flush()
-    })
+  private writeAll(buf: Buffer): void {
+    let off = 0
+    try {
+      while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off)
+    } catch (err) {
+      // Disk full or similar: say so on stderr (supervisord keeps it) and drop this batch only.
+      process.stderr.write(`forkyard: cannot write log file ${this.path}: ${(err as Error).message}\n`)
+    }
+    this.size += off
   }
 
   private rotate(): void {
     closeSync(this.fd)
     if (this.keep <= 0) rmSync(this.path, { force: true })
     for (let i = this.keep - 1; i >= 1; i--) {
-      try {
-        renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`)
-      } catch {
-        // that generation does not exist yet
-      }
+      if (!existsSync(`${this.path}.${i}`)) continue
+      renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`)
     }
     if (this.keep > 0) renameSync(this.path, `${this.path}.1`)
     this.fd = openSync(this.path, 'a', 0o640)
     this.size = 0
-  }
-
-  /** Writes everything still pending, synchronously (on the way out). */
-  flushSync(): void {
-    if (this.writing) {
-      // An async write is in flight; appending after it keeps whole lines (O_APPEND).
-    }
-    const rest = this.pending.join('')
-    this.pending = []
-    if (rest === '') return
-    const buf = Buffer.from(rest)
-    if (this.maxBytes > 0 && this.size > 0 && this.size + buf.length > this.maxBytes && !this.writing) this.rotate()
-    let off = 0
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off)
-    this.size += buf.length
   }
 }

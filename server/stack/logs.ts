@@ -111,7 +111,7 @@ export async function showLogs(dir: string, filter: LogFilter, options: { follow
     tails.set(path, t)
     first.push(...drain(t, statSync(path).mtime.toISOString()))
   }
-  print(first.filter((l) => matches(l, filter)).sort(byTime).slice(-options.lines))
+  print(options.lines <= 0 ? [] : first.filter((l) => matches(l, filter)).sort(byTime).slice(-options.lines))
   if (!options.follow) {
     for (const t of tails.values()) closeSync(t.fd)
     return

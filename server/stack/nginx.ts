@@ -37,8 +37,9 @@ export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string
   if (sock === undefined || sock.kind !== 'unix') {
     throw new ForkyardError(codes.CONFIG, `Expected FORKYARD_BIND to include a Unix socket (unix:/path) for nginx, got ${JSON.stringify(server.bind.map((b) => b.text).join(','))}`)
   }
-  // nginx must close idle upstream connections before the server does (see the template).
-  const upstreamKeepaliveMs = Math.max(1000, Math.min(60_000, server.keepAliveTimeoutMs - 5000))
+  // nginx must close idle upstream connections before the server does (see the template): 5 s
+  // earlier, or half the server's timeout when that is short.
+  const upstreamKeepaliveMs = Math.max(1, Math.min(60_000, server.keepAliveTimeoutMs - Math.min(5000, Math.ceil(server.keepAliveTimeoutMs / 2))))
   const worstServerMs = Math.max(server.timeoutMs, server.requestTimeoutMs)
   return {
     RUN_DIR: server.runDir,
@@ -48,9 +49,9 @@ export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string
     MIME_TYPES: '/etc/nginx/mime.types',
     SERVER_SOCKET: sock.path,
     SERVER_KEEPALIVE: seconds(server.keepAliveTimeoutMs),
-    UPSTREAM_KEEPALIVE: seconds(upstreamKeepaliveMs),
+    UPSTREAM_KEEPALIVE: `${upstreamKeepaliveMs}ms`,
     PUSH_BIND: push.bind,
-    LISTEN: `${stack.listenHost}:${stack.port}`,
+    LISTEN: `${stack.listenHost.includes(':') ? `[${stack.listenHost}]` : stack.listenHost}:${stack.port}`,
     BODY_LIMIT: String(stack.bodyLimitBytes),
     PROXY_READ_TIMEOUT: seconds(worstServerMs + 5000),
     STATIC_DIR: stack.staticDir,
