@@ -1,0 +1,30 @@
+// Bare node:cluster baseline for bench/http.ts: a primary forks $WORKERS workers, each serving
+// hello.mjs on 127.0.0.1:$PORT, with cluster's default scheduling (round-robin on Linux; the
+// bench removes NODE_CLUSTER_SCHED_POLICY from the environment so the default applies).
+// Prints "ready <worker pids>" once every worker listens. SIGTERM stops the workers, then exits.
+import cluster from 'node:cluster'
+import { createServer } from 'node:http'
+import process from 'node:process'
+import { setTimeout } from 'node:timers'
+import hello from './hello.mjs'
+
+const port = Number(process.env.PORT)
+const workers = Number(process.env.WORKERS ?? 2)
+
+if (cluster.isPrimary) {
+  const pids = []
+  for (let i = 0; i < workers; i++) cluster.fork()
+  cluster.on('listening', (worker) => {
+    pids.push(worker.process.pid)
+    if (pids.length === workers) process.stdout.write(`ready ${pids.join(' ')}\n`)
+  })
+  process.on('SIGTERM', () => {
+    const left = () => Object.keys(cluster.workers ?? {}).length
+    cluster.on('exit', () => left() === 0 && process.exit(0))
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.kill()
+    if (left() === 0) process.exit(0)
+    setTimeout(() => process.exit(1), 5000).unref()
+  })
+} else {
+  createServer(hello).listen(port, '127.0.0.1')
+}
