@@ -6,7 +6,8 @@
  * each of nginx, server, push and bridge inside the container (readiness red, then green), the
  * JSON logs on the host with one request id in nginx.log and server.log, the hardening (non-root,
  * read-only root, no capabilities, no-new-privileges, 45 s grace), orphans reaped by supervisord
- * as PID 1, `forkyard reload` and `ps` into the container, and `forkyard down` leaving nothing.
+ * as PID 1, an edit of the bind-mounted .env applied live, `forkyard reload` and `ps` into the
+ * container, and `forkyard down` leaving nothing.
  * On failure it prints the container's output and the .stdio files.
  */
 import assert from 'node:assert/strict'
@@ -186,16 +187,18 @@ test('the stack in a container: up through Compose, requests, WebSocket, kill -9
   })
 
   let reqId = ''
+  let helloId = ''
   await step('/healthz, /readyz with every component, the app, and a WebSocket message published by a worker', async () => {
     assert.equal((await fetch(url('/healthz'))).status, 200)
     const ready = await readyz(url('/readyz'))
     assert.equal(ready.status, 200, JSON.stringify(ready.body))
     const components = ready.body.components ?? {}
     for (const c of ['workers', 'push', 'bridge', 'supervisor', 'config']) assert.equal(components[c]?.ok, true, `${c} ready: ${JSON.stringify(components)}`)
+    // The page at / (whatever the example app and nginx make of it).
     const hello = await fetch(url('/'))
-    assert.equal(hello.status, 200)
-    assert.match(await hello.text(), /forkyard example app/)
-    assert.match(hello.headers.get('x-request-id') ?? '', /^[0-9a-f]{32}$/)
+    assert.equal(hello.status, 200, await hello.text())
+    helloId = hello.headers.get('x-request-id') ?? ''
+    assert.match(helloId, /^[0-9a-f]{32}$/)
 
     const client = connect(`ws://127.0.0.1:${port}/ws`)
     try {
@@ -244,6 +247,9 @@ test('the stack in a container: up through Compose, requests, WebSocket, kill -9
     assert.ok(reqId !== '')
     const traced = async (svc: string): Promise<boolean> => logLines(logDir, svc).some((l) => l.reqId === reqId)
     await until('request id in nginx.log and server.log', async () => (await traced('nginx')) && (await traced('server')), 15_000, 200)
+    assert.ok(logLines(logDir, 'nginx').some((l) => l.reqId === helloId), `GET / (${helloId}) in nginx.log`)
+    const served = logLines(logDir, 'server').find((l) => l.reqId === reqId && l.msg === 'request')
+    assert.equal(served?.status, 202, `POST /api/notify (${reqId}) has its access line in server.log`)
     for (const svc of ['nginx', 'server', 'push', 'bridge']) {
       const lines = logLines(logDir, svc)
       assert.ok(lines.length > 0, `${svc}.log has lines`)
@@ -283,6 +289,14 @@ test('the stack in a container: up through Compose, requests, WebSocket, kill -9
       return all.length > 0 && !all.some((p) => p.state === 'Z' || orphans.includes(p.pid))
     }, 15_000, 250)
     assert.match(docker(['logs', id]).out, /reaped unknown pid/)
+  })
+
+  await step('an edit of the bind-mounted .env reaches the running stack', async () => {
+    // Written in place (same inode): a single-file bind mount does not follow a replaced file.
+    writeFileSync(envFile, readFileSync(envFile, 'utf8').replace(/^FORKYARD_LOG_LEVEL=.*$/m, 'FORKYARD_LOG_LEVEL=debug'))
+    assert.match(exec('grep "^FORKYARD_LOG_LEVEL=" /app/.env').out, /=debug/)
+    const applied = (svc: string): boolean => logLines(logDir, svc).some((l) => l.msg === 'config applied' && JSON.stringify(l.changed ?? '').includes('FORKYARD_LOG_LEVEL'))
+    await until('config applied in server, push and bridge', () => ['server', 'push', 'bridge'].every(applied), 20_000, 200)
   })
 
   await step('forkyard ps and reload reach the container', () => {

@@ -16,6 +16,9 @@ WORK=${FORKYARD_CONTAINER_WORK:-/var/tmp/forkyard-container}
 export FORKYARD_CONTAINER_WORK=$WORK DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 mkdir -p "$WORK"
 say() { echo "test-container: $*"; }
+# One run at a time on a machine: a second run would use the engine the first one stops.
+exec 9> "$WORK/.lock"
+if ! flock -w 900 9; then say "another make test-container held $WORK/.lock for 15 min"; exit 1; fi
 t_all=$(date +%s)
 phase() { echo "test-container: [timing] $1: $(( $(date +%s) - $2 )) s" | tee -a "$WORK/timings.txt"; }
 : > "$WORK/timings.txt"
@@ -60,7 +63,7 @@ else
     say "using the engine left at $DOCKER_HOST by an earlier run"
   else
     say "starting dockerd at $DOCKER_HOST (log: $WORK/dockerd.log)"
-    dockerd --host "$DOCKER_HOST" --pidfile /run/forkyard-test-docker.pid > "$WORK/dockerd.log" 2>&1 &
+    dockerd --host "$DOCKER_HOST" --pidfile /run/forkyard-test-docker.pid > "$WORK/dockerd.log" 2>&1 9>&- &
     DOCKERD_PID=$!
     for _ in $(seq 1 120); do
       engine && break
