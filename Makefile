@@ -24,7 +24,7 @@ lint: ## eslint over sources, tests and benches
 typecheck: ## strict type check of sources, tests and benches
 	npx tsc -p tsconfig.test.json
 
-test: build lint typecheck test-unit test-integration ## everything CI runs
+test: build lint typecheck test-unit test-integration test-container ## everything CI runs
 
 test-unit: build ## unit tests, with coverage
 	$(NODE) --import tsx --test --experimental-test-coverage $(UNIT_TESTS)
