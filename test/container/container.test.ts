@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { containerGid, containerLayout, containerUid, probe } from '../../server/stack/docker.js'
@@ -153,6 +153,9 @@ test('the stack in a container: up through Compose, requests, WebSocket, kill -9
       const down = cli(['down'], 120_000)
       if (down.status !== 0) docker(['rm', '-f', ...left.split('\n')])
     }
+    // The .env, logs and data stay for a look after a failure.
+    if (failed) process.stderr.write(`the test's .env, logs and data: ${dir}\n`)
+    else rmSync(dir, { recursive: true, force: true })
   })
 
   await step('forkyard up builds and starts the container through Compose, and waits until ready', () => {
