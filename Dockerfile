@@ -44,6 +44,7 @@
 #   FORKYARD_BODY_LIMIT=1MiB
 #   FORKYARD_NGINX_WORKERS=1
 #   FORKYARD_STATIC_DIR=example/public
+#   FORKYARD_DOCKER=auto                  (read by `make up` on the host, not in the container)
 #   FORKYARD_BRIDGE_DIR=                  (empty = $FORKYARD_RUN_DIR/bridge)
 #   FORKYARD_BRIDGE_TCP=
 #   FORKYARD_BRIDGE_HISTORY_COUNT=1000

@@ -35,6 +35,8 @@ export async function startStackRun(t: TestContext, extra: Record<string, string
     FORKYARD_PUSH_BIND: `127.0.0.1:${pushPort}`,
     FORKYARD_WORKERS: '2',
     FORKYARD_GRACEFUL_TIMEOUT: '10s',
+    // The native stack, even where a Docker engine answers (the container has its own test).
+    FORKYARD_DOCKER: '0',
     FORKYARD_PUSH_HEARTBEAT_STALE: '2s',
     ...extra,
   }
