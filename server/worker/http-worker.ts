@@ -80,7 +80,6 @@ export class HttpWorker {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const start = performance.now()
-    this.served++
     const reqId = requestIdOf(req)
     res.setHeader('X-Request-ID', reqId)
     // Draining: answer, then close this connection (Connection: close), so the client never sends
@@ -98,6 +97,8 @@ export class HttpWorker {
       this.answerReady(res, method, this.readiness)
       return
     }
+    // Health probes are not app requests: they count neither in `served` nor toward recycling.
+    this.served++
     const entry: Inflight = { slot: this.table.add(method, path, reqId, Date.now()), method, path, reqId, start, res }
     this.inflight.add(entry)
     let timer: NodeJS.Timeout | undefined
