@@ -22,8 +22,8 @@ export interface Envelope {
 }
 
 export interface FeedHandler {
-  /** One message, in order. `text` is the envelope JSON as the bridge made it. */
-  message: (channel: string, offset: number, text: string, env: Envelope) => void
+  /** One message, in order. `text` is the envelope JSON as the bridge made it. Returns how many sends it made. */
+  message: (channel: string, offset: number, text: string, env: Envelope) => number | void
   /** History for `channel` was lost (new epoch): subscribers must be told. */
   reset: (channel: string, epoch: string, offset: number, reason: string) => void
 }
@@ -44,6 +44,8 @@ export class BridgeFeed {
   epoch: string | null = null
   readonly counters = { received: 0, gapsFilled: 0, gapsUnfillable: 0, resets: 0, duplicates: 0 }
   private loops: Promise<void>[] = []
+  /** Messages handed over plus sends they caused since the last turn of the event loop. */
+  private work = 0
 
   constructor(
     dir: string,
@@ -104,13 +106,16 @@ export class BridgeFeed {
   }
 
   private async receiveEnvelopes(): Promise<void> {
-    let n = 0
     try {
       for await (const [topic, body] of this.sub) {
         if (topic !== undefined && body !== undefined) this.onEnvelope(topic.toString(), body.toString())
         // Measured: without this, a backlog of hundreds of messages is handed over without
-        // returning to the event loop, and health checks and SIGTERM wait for seconds.
-        if (++n % 32 === 0) await yieldToLoop()
+        // returning to the event loop, and health checks and SIGTERM wait for seconds. The turn is
+        // bounded by work, not message count: one message to 1,000 subscribers is 1,000 sends.
+        if (++this.work >= 1024) {
+          this.work = 0
+          await yieldToLoop()
+        }
       }
     } catch (err) {
       this.log.debug({ err }, 'feed receive loop ended')
@@ -140,7 +145,7 @@ export class BridgeFeed {
     const st = this.channels.get(channel)
     if (st === undefined) {
       this.channels.set(channel, { last: env.offset, waiting: null })
-      this.handler.message(channel, env.offset, text, env)
+      this.deliver(channel, env.offset, text, env)
       return
     }
     if (st.waiting !== null) {
@@ -153,7 +158,7 @@ export class BridgeFeed {
     }
     if (env.offset === st.last + 1) {
       st.last = env.offset
-      this.handler.message(channel, env.offset, text, env)
+      this.deliver(channel, env.offset, text, env)
       return
     }
     st.waiting = [{ offset: env.offset, text, env }]
@@ -175,7 +180,7 @@ export class BridgeFeed {
         const env = JSON.parse(text) as Envelope
         if (env.offset <= st.last) continue
         st.last = env.offset
-        this.handler.message(channel, env.offset, text, env)
+        this.deliver(channel, env.offset, text, env)
       }
     } catch (err) {
       this.log.warn({ err, channel }, 'gap fill failed: subscribers are told')
@@ -187,8 +192,12 @@ export class BridgeFeed {
     for (const w of waiting) {
       if (w.offset <= st.last) continue
       st.last = w.offset
-      this.handler.message(channel, w.offset, w.text, w.env)
+      this.deliver(channel, w.offset, w.text, w.env)
     }
+  }
+
+  private deliver(channel: string, offset: number, text: string, env: Envelope): void {
+    this.work += 1 + (this.handler.message(channel, offset, text, env) ?? 0)
   }
 
   async close(): Promise<void> {

@@ -248,17 +248,18 @@ export class PushServer {
     }
   }
 
-  private onMessage(channel: string, offset: number, text: string, env: Envelope): void {
+  /** Fans one message out; returns the number of sends (the feed bounds its work per turn by it). */
+  private onMessage(channel: string, offset: number, text: string, env: Envelope): number {
     if (channel === HEARTBEAT) {
       const d = env.data as { ts?: number; from?: string }
       if (d.from === this.publisher.id && typeof d.ts === 'number') {
         this.lastHeartbeat = Date.now()
         this.heartbeatLagMs = this.lastHeartbeat - d.ts
       }
-      return
+      return 0
     }
     const set = this.channels.get(channel)
-    if (set === undefined) return
+    if (set === undefined) return 0
     const frame = messageFrame(text)
     let delivered = 0
     for (const conn of set) {
@@ -274,6 +275,7 @@ export class PushServer {
       delivered++
     }
     if (env.reqId !== undefined) this.log.info({ reqId: env.reqId, channel, offset, clients: delivered }, 'delivered')
+    return delivered
   }
 
   private onReset(channel: string, epoch: string, offset: number, reason: string): void {
