@@ -4,6 +4,7 @@
  */
 import { ForkyardError, codes } from '../errors.js'
 import { binds, bool, duration, int, oneOf, size, text, type BindAddress, type Parser } from './parse.js'
+import type { Schema } from './section.js'
 
 const checks = ['workers', 'push', 'supervisor'] as const
 const readyChecks: Parser<ServerConfig['readyChecks']> = (name, raw) => {
@@ -66,15 +67,7 @@ export interface ServerConfig {
   readyChecks: ('workers' | 'push' | 'supervisor')[]
 }
 
-interface Field<T> {
-  env: string
-  parse: Parser<T>
-  default: string
-}
-
-type Schema = { [K in keyof ServerConfig]: Field<ServerConfig[K]> }
-
-export const schema: Schema = {
+export const schema: Schema<ServerConfig> = {
   bind: { env: 'FORKYARD_BIND', parse: binds, default: '127.0.0.1:8000' },
   workers: { env: 'FORKYARD_WORKERS', parse: int(0, 1024), default: '0' },
   timeoutMs: { env: 'FORKYARD_TIMEOUT', parse: duration, default: '30s' },
