@@ -441,12 +441,7 @@ export class Arbiter {
       settleBoot,
     }
     this.workers.set(t.id, t)
-    const wrap = (stream: string) => (line: string): string =>
-      JSON.stringify({ time: new Date().toISOString(), level: stream === 'stderr' ? 'error' : 'info', svc: 'server', pid: t.pid, role: 'worker', worker: t.id, stream, msg: line })
-    if (cw.process.stdout) relayLines(cw.process.stdout, this.output, { wrap: wrap('stdout') })
-    if (cw.process.stderr) relayLines(cw.process.stderr, this.output, { wrap: wrap('stderr') })
-    const logs = (cw.process.stdio as unknown[])[LOG_FD] as Readable | null | undefined
-    if (logs) relayLines(logs, this.output, { wrap: wrap('log'), trusted: true })
+    this.relayChild(cw.process, { pid: t.pid, role: 'worker', worker: t.id })
     const stalls = cw.process.stdio[STALL_FD] as Readable | null | undefined
     if (stalls) this.readStalls(t, stalls)
     cw.on('message', (m: unknown) => {
@@ -456,6 +451,19 @@ export class Arbiter {
     cw.on('error', (err) => this.log.warn({ err, worker: t.id }, 'worker IPC error'))
     this.log.info({ worker: t.id, workerPid: t.pid, generation, reason }, 'worker spawned')
     return t
+  }
+
+  /**
+   * Relays a child's stdout, stderr (wrapped into the schema when not JSON) and logger pipe
+   * (LOG_FD, trusted JSON) into this process's one output, whole lines only.
+   */
+  private relayChild(child: ChildProcess, who: { pid: number; role: string; worker?: number }): void {
+    const wrap = (stream: string) => (line: string): string =>
+      JSON.stringify({ time: new Date().toISOString(), level: stream === 'stderr' ? 'error' : 'info', svc: 'server', ...who, stream, msg: line })
+    if (child.stdout) relayLines(child.stdout, this.output, { wrap: wrap('stdout') })
+    if (child.stderr) relayLines(child.stderr, this.output, { wrap: wrap('stderr') })
+    const logs = (child.stdio as unknown[])[LOG_FD] as Readable | null | undefined
+    if (logs) relayLines(logs, this.output, { wrap: wrap('log'), trusted: true })
   }
 
   private readStalls(t: Tracked, stream: Readable): void {
@@ -561,11 +569,7 @@ export class Arbiter {
       serialization: 'json',
     })
     const pid = child.pid ?? 0
-    const wrap = (stream: string) => (line: string): string => JSON.stringify({ time: new Date().toISOString(), level: stream === 'stderr' ? 'error' : 'info', svc: 'server', pid, role: 'jobs', stream, msg: line })
-    if (child.stdout) relayLines(child.stdout, this.output, { wrap: wrap('stdout') })
-    if (child.stderr) relayLines(child.stderr, this.output, { wrap: wrap('stderr') })
-    const logs = (child.stdio as unknown[])[LOG_FD] as Readable | null | undefined
-    if (logs) relayLines(logs, this.output, { wrap: wrap('log'), trusted: true })
+    this.relayChild(child, { pid, role: 'jobs' })
     const entry = { child, startedAt: Date.now(), restart: false, stop: false }
     this.jobs = entry
     this.log.info({ jobsPid: pid }, 'jobs process spawned')
