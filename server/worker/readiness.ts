@@ -5,7 +5,6 @@
  * supervisord (a program in FATAL or BACKOFF is not ready); and the config version in force.
  * Answers are cached for 250 ms so a burst of probes does not multiply the checks.
  */
-import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
@@ -23,13 +22,6 @@ export interface ReadinessDeps {
 export interface Readiness {
   ready: boolean
   components: Record<string, Record<string, unknown> & { ok: boolean }>
-}
-
-/** A short hash of every FORKYARD_* setting in force: equal versions mean equal configuration. */
-export function configVersion(env: NodeJS.ProcessEnv): string {
-  const entries = Object.entries(env).filter(([k]) => k.startsWith('FORKYARD_') && !k.startsWith('FORKYARD_INTERNAL') && k !== 'FORKYARD_WORKER_ID' && k !== 'FORKYARD_GENERATION')
-  entries.sort(([a], [b]) => (a < b ? -1 : 1))
-  return createHash('sha256').update(JSON.stringify(entries)).digest('hex').slice(0, 12)
 }
 
 function httpJson(options: { host?: string; port?: number; socketPath?: string; path: string; method?: string; body?: string; headers?: Record<string, string> }, timeoutMs: number): Promise<{ status: number; text: string }> {
@@ -126,7 +118,8 @@ export class ReadinessCheck {
     if (this.deps.config.jobs) jobs.push(Promise.resolve().then(() => void (components.jobs = checkJobs(this.deps.config.runDir))))
     if (checks.includes('supervisor')) jobs.push(checkSupervisor(this.deps.supervisorSocket).then((s) => void (components.supervisor = s)))
     await Promise.all(jobs)
-    components.config = { ok: true, version: runtimeConfig.version || configVersion(process.env) }
+    // The arbiter hands every worker the version it validated (and every change after).
+    components.config = { ok: true, version: runtimeConfig.version }
     return { ready: Object.values(components).every((c) => c.ok), components }
   }
 }
