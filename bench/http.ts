@@ -32,7 +32,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { benchCpuMs, cpuMs, machineCpuMs, rssKiB, run, sleep, stopAll } from './lib/proc.js'
+import { benchCpuMs, cpuMs, machineCpuMs, positiveInt, rssKiB, run, sleep, stopAll } from './lib/proc.js'
 import { QUIET, TARGET, balanceOf, formatReport, ratiosOf, summarize, type Mode, type Row, type ServerRecord } from './lib/report.js'
 import { startCluster, startForkyard, startSingle, type RunningServer } from './lib/servers.js'
 import { wrk } from './lib/wrk.js'
@@ -43,12 +43,6 @@ const HEARTBEAT_SETTLE_MS = 1500
 // Other sessions may share the machine: a run during which others used more than QUIET of the
 // CPUs is measured again, up to MAX_ATTEMPTS times, keeping the quietest attempt.
 const MAX_ATTEMPTS = 3
-
-function positiveInt(name: string, raw: string): number {
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(raw)}`)
-  return n
-}
 
 const { values } = parseArgs({
   options: {

@@ -57,7 +57,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
-import { freePort, hasExited, httpOk, run, sleep, startLogged, stop, stopAll, waitUntil, type Proc } from './lib/proc.js'
+import { freePort, hasExited, httpOk, positiveInt, run, sleep, startLogged, stop, stopAll, waitUntil, type Proc } from './lib/proc.js'
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url))
 const FORKYARD = here('../dist/bin/forkyard.js')
@@ -82,12 +82,6 @@ const IDLE_WAIT_MS = 120_000
 // differ by up to ~20% of a core on a quiet machine; another program at work shows well above.
 const OTHER_CPU_WARN_PERCENT = 25
 const OTHER_CPU_WARN_MS = 500
-
-function positiveInt(name: string, raw: string): number {
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(raw)}`)
-  return n
-}
 
 const { values } = parseArgs({
   options: {

@@ -177,3 +177,10 @@ export async function waitUntil(what: string, tries: number, intervalMs: number,
   }
   throw new Error(`Timed out after ${tries} x ${intervalMs} ms waiting for ${what}`)
 }
+
+/** A command-line option that must be a whole number > 0. */
+export function positiveInt(name: string, raw: string): number {
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(raw)}`)
+  return n
+}
