@@ -1,6 +1,13 @@
 # forkyard: `make help` lists the targets. Variables can be overridden: make bench DURATION=20
+# On a fresh machine `make up` and `make test` install what they need first (npm ci when
+# node_modules is missing or older than package-lock.json; Debian packages with apt-get as root,
+# see scripts/system-deps.sh) and build; nothing is redone when nothing changed.
 NODE        ?= node
 FORKYARD    := $(NODE) dist/bin/forkyard.js
+BIN         := node_modules/.bin
+DEPS        := node_modules/.package-lock.json
+BUILT       := dist/.built
+SOURCES     := $(shell find server -name '*.ts') tsconfig.json
 SVC         ?=
 REQ         ?=
 APP         ?= example/app.mjs
@@ -10,26 +17,40 @@ CONNECTIONS ?= 64
 UNIT_TESTS        := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help build lint typecheck test test-unit test-integration test-container bench serve clean up down logs reload status
+.PHONY: help build test-deps lint typecheck test test-unit test-integration test-container bench serve dev clean up down logs reload status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-build: ## compile server/ to dist/
-	npx tsc -p tsconfig.json
+# npm ci writes node_modules/.package-lock.json: newer than package-lock.json once installed.
+# --ignore-scripts: the package's own `prepare` (tsc) is the build below; zeromq ships prebuilt
+# binaries, esbuild (tsx) its platform package.
+$(DEPS): package.json package-lock.json
+	@scripts/system-deps.sh up
+	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
 
-lint: ## eslint over sources, tests and benches
-	npx eslint .
+$(BUILT): $(DEPS) $(SOURCES)
+	$(BIN)/tsc -p tsconfig.json
+	@touch $@
 
-typecheck: ## strict type check of sources, tests and benches
-	npx tsc -p tsconfig.test.json
+build: $(BUILT) ## compile server/ to dist/ (installs node_modules first when needed)
 
-test: build lint typecheck test-unit test-integration test-container ## everything CI runs
+test-deps: $(DEPS) ## what the tests need from the system (apt-get as root: nginx, supervisor, wrk, chromium, git)
+	@scripts/system-deps.sh test
+
+lint: $(DEPS) ## eslint over sources, tests and benches
+	$(BIN)/eslint .
+
+typecheck: $(DEPS) ## strict type check of sources, tests and benches
+	$(BIN)/tsc -p tsconfig.test.json
+
+test: test-deps build lint typecheck test-unit test-integration test-container ## everything CI runs
 
 test-unit: build ## unit tests, with coverage
 	$(NODE) --import tsx --test --experimental-test-coverage $(UNIT_TESTS)
 
-test-integration: build ## integration tests: real processes, signals and sockets, one file at a time
+test-integration: build test-deps ## integration tests: real processes, signals and sockets, one file at a time
 	$(NODE) --import tsx --test --test-concurrency=1 $(INTEGRATION_TESTS)
 
 test-container: build ## the stack in its container end to end (installs Docker and starts dockerd if missing)
@@ -47,17 +68,17 @@ dev: build ## development: serve $(APP) on 127.0.0.1:$(DEV_PORT), workers reload
 up: build ## start nginx, server, push and bridge (Docker Compose if an engine answers, else natively); waits until ready
 	$(FORKYARD) up
 
-down: ## stop the whole stack gracefully
+down: $(BUILT) ## stop the whole stack gracefully
 	$(FORKYARD) down
 
-logs: ## follow the unified logs (SVC=push to filter by process, REQ=<id> for one request)
+logs: $(BUILT) ## follow the unified logs (SVC=push to filter by process, REQ=<id> for one request)
 	$(FORKYARD) logs -f $(if $(SVC),--svc $(SVC)) $(if $(REQ),--req $(REQ))
 
-reload: ## zero-downtime rolling reload of the workers
+reload: $(BUILT) ## zero-downtime rolling reload of the workers
 	$(FORKYARD) reload
 
-status: ## every process and every worker
+status: $(BUILT) ## every process and every worker
 	$(FORKYARD) ps
 
-clean: ## remove build output
+clean: ## remove build output (node_modules stays)
 	rm -rf dist coverage

@@ -1,6 +1,6 @@
 // forkyard push client: plain ESM for browsers (and Node with a WebSocket class), no build step.
 //
-//   import { PushClient } from '/static/push-client.js'
+//   import { PushClient } from '/static/forkyard/push-client.js'   (nginx serves the kit's client/ there)
 //   const client = new PushClient('wss://example.com/ws', { getToken: () => fetch('/api/token').then(r => r.text()) })
 //   client.onstatus = (s) => console.log(s.state, s)        // connecting | open | closed | stopped
 //   const off = client.subscribe('news', (data, msg) => render(data))

@@ -36,7 +36,17 @@ export default async function app(req, res) {
       const input = validatePipeline(await readBody(req, 64 * 1024))
       const { id, duplicate } = await tasks.enqueue('pipeline', input, { idempotencyKey: req.headers['idempotency-key'], reqId: requestId(req) })
       const channel = `private:pipeline:${id}`
-      return json(res, 202, { id, duplicate, channel, token: pushToken([channel], 3600), state: describe(id) })
+      // The task is accepted whatever happens next: never answer 500 for it (a client would retry
+      // and, without an Idempotency-Key, start it twice). Without FORKYARD_PUSH_SECRET there is no
+      // token (the 202 says why) and the page polls GET /api/pipelines/:id instead.
+      let token = null
+      let tokenError
+      try {
+        token = pushToken([channel], 3600)
+      } catch (err) {
+        tokenError = err.message
+      }
+      return json(res, 202, { id, duplicate, channel, token, ...(tokenError !== undefined ? { tokenError } : {}), state: describe(id) })
     }
     if (req.method === 'GET' && path === '/api/pipelines') {
       // From the task queue on disk, not from this worker's memory: every worker answers the same.

@@ -29,7 +29,34 @@ export const codes = {
   PUBLISH_CLOSED: 'FORKYARD_ERR_PUBLISH_CLOSED',
   /** A request to the bridge (history, stats) got no answer in time. */
   BRIDGE_TIMEOUT: 'FORKYARD_ERR_BRIDGE_TIMEOUT',
+  /** A program the kit needs (supervisord, nginx, apt-get, mkfifo) could not be installed or started. */
+  LAUNCH: 'FORKYARD_ERR_LAUNCH',
 } as const
+
+/**
+ * Exit codes of the `forkyard` command and of every process of the stack, one meaning each
+ * (`forkyard ps` exits 3 when the stack is not running, as an LSB `status` action does).
+ */
+export const exitCodes = {
+  ok: 0,
+  /** A failure at run time, or a stop that had to cut requests. */
+  failure: 1,
+  /** Bad settings or usage: nothing was started. */
+  config: 2,
+  /** A worker (or the whole stack) failed to boot. */
+  boot: 3,
+  /** A program the kit needs could not be installed or started. */
+  launch: 4,
+} as const
+
+/** The exit code for an error that ends a process. */
+export function exitCodeOf(err: unknown): number {
+  const code = err instanceof ForkyardError ? err.code : undefined
+  if (code === codes.CONFIG) return exitCodes.config
+  if (code === codes.BOOT_FAILED || code === codes.BOOT_TIMEOUT) return exitCodes.boot
+  if (code === codes.LAUNCH) return exitCodes.launch
+  return exitCodes.failure
+}
 
 export type ErrorCode = (typeof codes)[keyof typeof codes]
 

@@ -82,13 +82,25 @@ $('#new-pipeline').addEventListener('submit', async (event) => {
     const [name, kind, ms] = l.split(':')
     return { name, kind, ms: Number(ms) }
   })
-  const res = await fetch('/api/pipelines', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: form.get('name'), steps }) })
+  // One key per submission: a retried POST (a double click, a flaky network) starts one pipeline.
+  const res = await fetch('/api/pipelines', { method: 'POST', headers: { 'Content-Type': 'application/json', 'Idempotency-Key': crypto.randomUUID() }, body: JSON.stringify({ name: form.get('name'), steps }) })
   const body = await res.json()
   $('#form-error').textContent = res.ok ? '' : body.error
   if (!res.ok) return
+  if (body.token === null) return poll(body.state)
   tokens.set(body.channel, body.token)
   follow(body.state, body.channel)
 })
+
+// No token (the server has no FORKYARD_PUSH_SECRET): read the state once a second until it ends.
+async function poll(p) {
+  pipelines.set(p.id, p)
+  render(p)
+  for (let i = 0; i < 3600 && !['done', 'failed'].includes(pipelines.get(p.id)?.state); i++) {
+    await new Promise((r) => setTimeout(r, 1000))
+    await refresh(p.id).catch(() => {})
+  }
+}
 
 // Pipelines submitted before this page was opened (or by another tab): their current state.
 fetch('/api/pipelines')

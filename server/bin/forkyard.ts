@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util'
 import { controlRequest, type ControlCommand } from '../arbiter/control.js'
 import type { ArbiterStatus } from '../arbiter/arbiter.js'
 import { loadConfig, type ConfigOverrides } from '../config/load.js'
-import { ForkyardError, codes } from '../errors.js'
+import { exitCodeOf } from '../errors.js'
 import { serve } from '../serve.js'
 import { Bridge } from '../bridge/bridge.js'
 import { loadBridgeConfig, loadPushConfig } from '../config/messaging.js'
@@ -19,17 +19,23 @@ import { fileURLToPath } from 'node:url'
 import { loadLogConfig } from '../config/logging.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
 import { runNginx } from '../stack/nginx.js'
-import { downNative, ensureDotenv, stackEnv, supervisorctl, supervisordPid, upNative } from '../stack/launcher.js'
+import { downNative, ensureDotenv, readProjectEnv, stackEnv, stackPaths, supervisorctl, supervisordPid, upNative } from '../stack/launcher.js'
+import { loadStackConfig } from '../config/stack.js'
 import { showLogs } from '../stack/logs.js'
 import { dockerStack } from '../stack/docker.js'
 
-/** The kit's own directory (where nginx/, supervisor/ and dist/ are). */
+/** The kit's own directory (where nginx/, supervisor/, client/ and dist/ are). */
 const home = process.env.FORKYARD_HOME ?? fileURLToPath(new URL('../..', import.meta.url))
+/** The project's directory (.env, run/, logs/, data/): where the command runs. */
+const dir = process.env.FORKYARD_PROJECT_DIR ?? process.cwd()
+
+const say = (m: string): void => void process.stdout.write(`forkyard: ${m}\n`)
 
 const usage = `Usage: forkyard <command> [options]
 
 Commands:
-  serve <app-module>   start the arbiter and workers serving the module's default export
+  serve [app-module]   start the arbiter and workers serving the module's default export
+                       (default: FORKYARD_APP)
                        (--reload: development, workers reload on source changes, pretty logs)
   status [--json]      list the workers of the running server
   reload               rolling reload (same as kill -HUP <arbiter pid>)
@@ -37,7 +43,9 @@ Commands:
   bridge               run the ZeroMQ message bridge (FORKYARD_BRIDGE_*)
   push                 run the WebSocket push process (FORKYARD_PUSH_*)
   nginx                render nginx/nginx.conf.template from the settings and run nginx, logs relayed
-  up                   start the whole stack under supervisord (nginx, server, push, bridge); wait until ready
+  up                   start the whole stack under supervisord (nginx, server, push, bridge) from this
+                       directory's .env (created on first run); wait until ready
+  check                validate every setting (.env and the environment) as up does, then exit
   down                 stop the whole stack gracefully
   ps                   every supervised process, then every worker
   logs [-f] [--svc S] [--req ID] [--lines N] [--json]   the unified logs, merged in time order
@@ -92,9 +100,8 @@ function overrides(): ConfigOverrides {
 }
 
 function fail(err: unknown): never {
-  const code = err instanceof ForkyardError ? err.code : undefined
   process.stderr.write(`forkyard: ${(err as Error)?.message ?? String(err)}\n`)
-  process.exit(code === codes.CONFIG ? 2 : code === codes.BOOT_FAILED ? 3 : 1)
+  process.exit(exitCodeOf(err))
 }
 
 async function control(cmd: ControlCommand): Promise<unknown> {
@@ -120,18 +127,20 @@ async function main(): Promise<void> {
   const [command, ...rest] = positionals
   // The environment before .env: its keys win over the file, now and after a change (dotenv's rule).
   const baseEnv = { ...process.env }
-  // `up` creates .env from .env.example on first run, before reading it.
-  if (command === 'up' && ensureDotenv(home)) process.stdout.write('created .env from .env.example\n')
-  loadDotenv({ path: values['env-file'] ?? (['up', 'down', 'ps', 'logs'].includes(command ?? '') ? join(home, '.env') : '.env'), quiet: true })
+  if (['up', 'down', 'ps', 'logs', 'check'].includes(command ?? '')) {
+    // The stack commands read .env without copying it into this process's environment: supervisord
+    // inherits that environment, and a value there would pin the key for every program.
+    if (command === 'up') for (const m of ensureDotenv(home, dir, baseEnv)) say(m)
+    const file = readProjectEnv(dir, values['env-file'])
+    await stack(command ?? '', file, baseEnv)
+    return
+  }
+  loadDotenv({ path: values['env-file'] ?? '.env', quiet: true })
   // Docker Compose instead of the native stack when an engine answers (server/stack/docker.ts).
-  if (['up', 'down', 'ps', 'reload'].includes(command ?? '') && (await dockerStack(command ?? '', home, process.env, values['env-file']))) return
+  if (command === 'reload' && (await dockerStack('reload', home, process.env, values['env-file']))) return
   switch (command) {
     case 'serve': {
-      const app = rest[0]
-      if (app === undefined) {
-        process.stderr.write(`forkyard: serve needs the path of the app module\n\n${usage}`)
-        process.exit(2)
-      }
+      const app = rest[0] ?? loadStackConfig(process.env).app
       await serve({ app, ...overrides(), envFile: values['env-file'] ?? '.env', baseEnv, dev: values.reload === true })
       return
     }
@@ -182,23 +191,42 @@ async function main(): Promise<void> {
       flushAndExit(output, code)
       return
     }
+    case 'stop':
+      await control('stop')
+      process.stdout.write('stopping\n')
+      return
+    default:
+      process.stderr.write(`forkyard: expected a command (serve, status, reload, stop, bridge, push, nginx, up, down, ps, logs), got ${JSON.stringify(command)}\n\n${usage}`)
+      process.exit(2)
+  }
+}
+
+/** up, down, ps, logs, check: `file` is the project's .env, `base` the operator's environment. */
+async function stack(command: string, file: Record<string, string>, base: NodeJS.ProcessEnv): Promise<void> {
+  const seen: NodeJS.ProcessEnv = { ...file, ...base }
+  if (['up', 'down', 'ps'].includes(command) && (await dockerStack(command, home, seen, values['env-file']))) return
+  switch (command) {
+    case 'check': {
+      stackEnv(home, dir, base, file)
+      say(`settings in ${join(dir, values['env-file'] ?? '.env')} and the environment are valid`)
+      return
+    }
     case 'up': {
-      const say = (m: string): void => void process.stdout.write(`forkyard: ${m}\n`)
-      const st = await upNative(home, process.env, say)
+      const st = stackEnv(home, dir, base, file)
+      await upNative(st, say)
       say(`ready: ${st.url}  (make logs, make status, make reload, make down)`)
       return
     }
     case 'down':
-      await downNative(home, process.env, (m) => void process.stdout.write(`forkyard: ${m}\n`))
+      await downNative(stackPaths(home, dir, base, file), say)
       return
     case 'ps': {
-      const st = stackEnv(home, process.env)
+      const st = stackPaths(home, dir, base, file)
       if (supervisordPid(st.runDir) === null) {
-        process.stdout.write('forkyard: the stack is not running (make up)\n')
+        say('the stack is not running (make up)')
         process.exit(3)
       }
-      const r = supervisorctl(home, st, ['status'])
-      process.stdout.write(r.out)
+      process.stdout.write(supervisorctl(st, ['status']).out)
       try {
         printStatus((await controlRequest(join(st.runDir, 'arbiter.sock'), 'status')) as ArbiterStatus)
       } catch (err) {
@@ -207,17 +235,10 @@ async function main(): Promise<void> {
       return
     }
     case 'logs': {
-      const st = stackEnv(home, process.env)
+      const st = stackPaths(home, dir, base, file)
       await showLogs(st.logDir, { svc: values.svc, req: values.req }, { follow: values.follow === true, lines: Number(values.lines ?? 200), json: values.json === true, color: process.stdout.isTTY === true, write: (s) => void process.stdout.write(s) })
       return
     }
-    case 'stop':
-      await control('stop')
-      process.stdout.write('stopping\n')
-      return
-    default:
-      process.stderr.write(`forkyard: expected a command (serve, status, reload, stop, bridge, push, nginx, up, down, ps, logs), got ${JSON.stringify(command)}\n\n${usage}`)
-      process.exit(2)
   }
 }
 

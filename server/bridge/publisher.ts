@@ -10,6 +10,7 @@ import { hostname } from 'node:os'
 import { Dealer } from 'zeromq'
 import { bridgeEndpoints, type PublisherConfig } from '../config/messaging.js'
 import { ForkyardError, codes } from '../errors.js'
+import { processGlobal } from '../process-global.js'
 import { CHANNEL, SendQueue, yieldToLoop } from './wire.js'
 
 export interface Published {
@@ -144,10 +145,13 @@ export class Publisher {
   }
 }
 
-let shared: Publisher | null = null
+const shared = processGlobal('publisher', () => ({ publisher: null as Publisher | null }))
 
-/** The process-wide publisher used by `publish()` from 'forkyard', configured from FORKYARD_*. */
+/**
+ * The process-wide publisher used by `publish()` from 'forkyard', configured from FORKYARD_*: one
+ * bridge connection per process, whichever copy of the package the caller imported.
+ */
 export function sharedPublisher(create: () => Publisher): Publisher {
-  shared ??= create()
-  return shared
+  shared.publisher ??= create()
+  return shared.publisher
 }

@@ -46,7 +46,7 @@ export function snapshot(env: Record<string, string>, fileKeys: string[]): EnvSn
   loadPublisherConfig(env)
   loadBridgeConfig(env)
   loadLogConfig(env)
-  loadStackConfig(env, env.FORKYARD_HOME ?? process.cwd())
+  loadStackConfig(env)
   const appSchema = loadAppSchema(env.FORKYARD_APP_SCHEMA ?? '')
   const app = validateApp(appSchema, env)
   const keys = [...fileKeys, ...Object.keys(env).filter((k) => k.startsWith('FORKYARD_') && !k.startsWith('FORKYARD_INTERNAL'))]

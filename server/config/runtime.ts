@@ -4,6 +4,7 @@
  * .env and validates first); in the push, bridge and jobs processes, their own watcher.
  */
 import { EventEmitter } from 'node:events'
+import { processGlobal } from '../process-global.js'
 
 export interface ConfigEvent {
   version: string
@@ -39,4 +40,5 @@ class RuntimeConfig extends EventEmitter<{ change: [ConfigEvent] }> {
   }
 }
 
-export const config = new RuntimeConfig()
+/** One per process, shared by every copy of the package (server/process-global.ts). */
+export const config: RuntimeConfig = processGlobal('config', () => new RuntimeConfig())

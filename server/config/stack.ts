@@ -34,10 +34,10 @@ export const stackSchema: Schema<StackConfig> = {
   staticDir: { env: 'FORKYARD_STATIC_DIR', parse: text, default: 'example/public' },
 }
 
-/** `home` is the kit's directory: relative paths in .env are relative to it. */
-export function loadStackConfig(env: NodeJS.ProcessEnv, home: string): Readonly<StackConfig> {
+/** `dir` is the project directory (where .env is, and where the programs run): relative paths in .env are relative to it. */
+export function loadStackConfig(env: NodeJS.ProcessEnv, dir: string = process.cwd()): Readonly<StackConfig> {
   const c = readSection(stackSchema, env)
-  if (!isAbsolute(c.app)) c.app = resolve(home, c.app)
-  if (!isAbsolute(c.staticDir)) c.staticDir = resolve(home, c.staticDir)
+  if (!isAbsolute(c.app)) c.app = resolve(dir, c.app)
+  if (!isAbsolute(c.staticDir)) c.staticDir = resolve(dir, c.staticDir)
   return Object.freeze(c)
 }

@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino'
 import type { PublishOptions } from '../bridge/publisher.js'
+import { processGlobal } from '../process-global.js'
 
 export interface TaskContext {
   id: string
@@ -44,8 +45,9 @@ export interface SingletonContext {
 /** start() may return a stop function (or a promise of one); a rejection means it crashed. */
 export type SingletonStart = (ctx: SingletonContext) => unknown
 
-export const taskDefinitions = new Map<string, TaskDefinition>()
-export const singletonDefinitions = new Map<string, SingletonStart>()
+/** One registry per process, shared by every copy of the package (server/process-global.ts). */
+export const taskDefinitions = processGlobal('taskDefinitions', () => new Map<string, TaskDefinition>())
+export const singletonDefinitions = processGlobal('singletonDefinitions', () => new Map<string, SingletonStart>())
 
 const NAME = /^[A-Za-z0-9_.:-]{1,100}$/
 

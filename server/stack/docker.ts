@@ -22,7 +22,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'dotenv'
 import { ForkyardError, codes } from '../errors.js'
-import { stackEnv, supervisordPid } from './launcher.js'
+import { stackEnv, stackPaths, supervisordPid } from './launcher.js'
 
 /** The container user (Dockerfile: useradd --uid 10001). */
 export const containerUid = 10001
@@ -172,7 +172,9 @@ export async function dockerStack(command: string, home: string, env: NodeJS.Pro
     if (mode === 'always') throw new ForkyardError(codes.CONFIG, 'FORKYARD_DOCKER=1 but no Docker engine answered `docker info` within 5 s, or neither `docker compose` nor `docker-compose` exists')
     return false
   }
-  const s = stackEnv(home, env)
+  // The compose project is the kit's checkout: the image is built from it. Settings are validated
+  // before `up` (the app path is the container's, so it is not looked for on the host).
+  const s = command === 'up' ? stackEnv(home, home, env, {}, { checkApp: false }) : { ...stackPaths(home, home, env, {}), port: Number(env.FORKYARD_PORT?.trim() || 8080), url: '' }
   if (mode === 'auto' && supervisordPid(s.runDir) !== null) return false
   const p: ComposeProject = {
     compose,

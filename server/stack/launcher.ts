@@ -1,34 +1,67 @@
 /**
- * `forkyard up | down | ps`: the whole stack under supervisord, natively (the same supervisor/ and
- * nginx/ files the container uses). `up` creates .env from .env.example on first run, installs
- * nginx and supervisor with apt-get when they are missing and it may, starts supervisord, and
- * returns once /readyz through nginx answers 200, printing the URL.
+ * `forkyard up | down | ps | logs | check`: the whole stack under supervisord, natively (the same
+ * supervisor/ and nginx/ files the container uses).
+ *
+ * Two directories: the kit's own (`home`: dist/, nginx/, supervisor/, client/; the checkout, or
+ * node_modules/forkyard in an app) and the project's (`dir`: where `forkyard up` runs, holding
+ * .env, run/, logs/ and data/; the same as `home` in a checkout). Every program runs in the
+ * project directory and reads its .env itself: supervisord's environment carries only the
+ * operator's own variables and the stack's paths, never the file's values, so that an edit of
+ * .env reaches the running processes instead of being pinned by an environment variable.
+ *
+ * `up` creates .env from .env.example on first run, installs nginx and supervisor with apt-get
+ * when they are missing and it may, validates every settings schema, starts supervisord, and
+ * returns once /readyz through nginx answers 200, printing the URL. `down`, `ps` and `logs` need
+ * only the paths, so they work whatever else .env holds.
  */
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { loadConfig } from '../config/load.js'
-import { loadLogConfig } from '../config/logging.js'
+import { parse } from 'dotenv'
+import { snapshot } from '../config/env-file.js'
 import { loadStackConfig } from '../config/stack.js'
 import { ForkyardError, codes } from '../errors.js'
 import { isAlive, readPid } from '../arbiter/pidfile.js'
 
-export interface StackEnv {
+export interface StackPaths {
+  /** The kit's directory (dist/, nginx/, supervisor/, client/). */
+  home: string
+  /** The project directory: .env, run/, logs/, data/; every program's working directory. */
+  dir: string
+  /** supervisord's environment: the operator's variables plus the stack's paths, nothing from .env. */
   env: NodeJS.ProcessEnv
   runDir: string
   logDir: string
+}
+
+export interface StackEnv extends StackPaths {
   port: number
   url: string
 }
 
-/** The environment supervisord and its programs run with: .env plus the stack's own paths. */
-export function stackEnv(home: string, base: NodeJS.ProcessEnv): StackEnv {
-  const runDir = resolve(home, base.FORKYARD_RUN_DIR?.trim() || 'run')
-  const logDir = resolve(home, base.FORKYARD_LOG_DIR?.trim() || 'logs')
+/** The project's .env as key/value pairs ({} when there is none); `path` overrides <dir>/.env. */
+export function readProjectEnv(dir: string, path?: string): Record<string, string> {
+  const file = resolve(dir, path ?? '.env')
+  return existsSync(file) ? parse(readFileSync(file, 'utf8')) : {}
+}
+
+/** What each program will see: the file's values, overridden by the operator's environment. */
+function effective(base: NodeJS.ProcessEnv, file: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = { ...file }
+  for (const [k, v] of Object.entries(base)) if (v !== undefined) out[k] = v
+  return out
+}
+
+/** Paths only, no validation: enough for down, ps and logs whatever else .env holds. */
+export function stackPaths(home: string, dir: string, base: NodeJS.ProcessEnv, file: Record<string, string>): StackPaths {
+  const eff = effective(base, file)
+  const runDir = resolve(dir, eff.FORKYARD_RUN_DIR?.trim() || 'run')
+  const logDir = resolve(dir, eff.FORKYARD_LOG_DIR?.trim() || 'logs')
   const env: NodeJS.ProcessEnv = {
     ...base,
     FORKYARD_HOME: home,
+    FORKYARD_PROJECT_DIR: dir,
     FORKYARD_NODE: process.execPath,
     FORKYARD_RUN_DIR: runDir,
     FORKYARD_LOG_DIR: logDir,
@@ -36,26 +69,60 @@ export function stackEnv(home: string, base: NodeJS.ProcessEnv): StackEnv {
     FORKYARD_READY_CHECKS: 'workers,push,supervisor',
   }
   // nginx reaches the server on a Unix socket in the run directory unless .env says otherwise.
-  if (!(base.FORKYARD_BIND ?? '').includes('unix:')) env.FORKYARD_BIND = `unix:${join(runDir, 'server.sock')}`
-  const stack = loadStackConfig(env, home)
-  env.FORKYARD_APP = stack.app
-  // Validate everything now: a bad value stops `up` with a clear message, before anything starts.
-  loadConfig(env)
-  loadLogConfig(env)
-  const host = stack.listenHost === '0.0.0.0' ? '127.0.0.1' : stack.listenHost
-  return { env, runDir, logDir, port: stack.port, url: `http://${host}:${stack.port}/` }
+  if (!(eff.FORKYARD_BIND ?? '').includes('unix:')) env.FORKYARD_BIND = `unix:${join(runDir, 'server.sock')}`
+  return { home, dir, env, runDir, logDir }
 }
 
 /**
- * Creates .env from .env.example the first time, with a fresh random FORKYARD_PUSH_SECRET (so that
- * private channels work out of the box and no two installations share a secret); true when it did.
+ * The paths, after validating every schema (server, push, bridge, publisher, logs, stack, the
+ * app's) against what the programs will see: a bad value stops `up` with a clear message before
+ * anything starts, and the app module must exist.
  */
-export function ensureDotenv(home: string): boolean {
-  const target = join(home, '.env')
-  if (existsSync(target)) return false
-  const example = readFileSync(join(home, '.env.example'), 'utf8')
-  writeFileSync(target, example.replace(/^FORKYARD_PUSH_SECRET=$/m, `FORKYARD_PUSH_SECRET=${randomBytes(32).toString('hex')}`), { mode: 0o600 })
-  return true
+export function stackEnv(home: string, dir: string, base: NodeJS.ProcessEnv, file: Record<string, string>, options: { checkApp?: boolean } = {}): StackEnv {
+  const paths = stackPaths(home, dir, base, file)
+  const seen = effective(paths.env, file)
+  for (const [k, v] of Object.entries(paths.env)) if (v !== undefined) seen[k] = v
+  const cwd = process.cwd()
+  // Relative paths in .env are relative to the project directory, where the programs run.
+  process.chdir(dir)
+  try {
+    snapshot(seen, Object.keys(file))
+  } finally {
+    process.chdir(cwd)
+  }
+  const stack = loadStackConfig(seen, dir)
+  if (options.checkApp !== false && !existsSync(stack.app)) {
+    throw new ForkyardError(codes.CONFIG, `Expected FORKYARD_APP to name the app module (default export: a node:http request listener), got ${JSON.stringify(seen.FORKYARD_APP ?? 'example/app.mjs')}: no file ${stack.app}. Set FORKYARD_APP in ${join(dir, '.env')}`)
+  }
+  const host = stack.listenHost === '0.0.0.0' ? '127.0.0.1' : stack.listenHost
+  return { ...paths, port: stack.port, url: `http://${host.includes(':') ? `[${host}]` : host}:${stack.port}/` }
+}
+
+function newSecret(): string {
+  return randomBytes(32).toString('hex')
+}
+
+/**
+ * Creates <dir>/.env from the kit's .env.example the first time, and gives FORKYARD_PUSH_SECRET a
+ * fresh random value when it is empty (a copied .env.example): private channels work out of the
+ * box and no two installations share a secret. Returns what it did, for the user.
+ */
+export function ensureDotenv(home: string, dir: string, base: NodeJS.ProcessEnv): string[] {
+  const target = join(dir, '.env')
+  if (!existsSync(target)) {
+    const example = readFileSync(join(home, '.env.example'), 'utf8')
+    // 0640: the container's user reads it through its group when Docker is used (server/stack/docker.ts).
+    writeFileSync(target, example.replace(/^FORKYARD_PUSH_SECRET=$/m, `FORKYARD_PUSH_SECRET=${newSecret()}`), { mode: 0o600 })
+    return [`created ${target} from .env.example, with a random FORKYARD_PUSH_SECRET`]
+  }
+  if ((base.FORKYARD_PUSH_SECRET ?? '').trim() !== '') return []
+  const text = readFileSync(target, 'utf8')
+  const current = parse(text).FORKYARD_PUSH_SECRET
+  if (current !== undefined && current.trim() !== '') return []
+  const line = `FORKYARD_PUSH_SECRET=${newSecret()}`
+  const next = /^[ \t]*FORKYARD_PUSH_SECRET[ \t]*=.*$/m.test(text) ? text.replace(/^[ \t]*FORKYARD_PUSH_SECRET[ \t]*=.*$/m, line) : `${text}${text.endsWith('\n') || text === '' ? '' : '\n'}${line}\n`
+  writeFileSync(target, next, { mode: statSync(target).mode & 0o777 })
+  return [`FORKYARD_PUSH_SECRET was empty in ${target}: wrote a random one (tokens for private channels need it)`]
 }
 
 function which(cmd: string): boolean {
@@ -68,13 +135,13 @@ export function ensurePackages(say: (s: string) => void): void {
   if (missing.length === 0) return
   const canInstall = process.getuid?.() === 0 && which('apt-get')
   if (!canInstall) {
-    throw new ForkyardError(codes.CONFIG, `Expected nginx and supervisord on PATH, missing: ${missing.join(', ')}. Install them (Debian/Ubuntu: sudo apt-get install -y ${missing.join(' ')}), or start Docker so that make up uses the container.`)
+    throw new ForkyardError(codes.LAUNCH, `Expected nginx and supervisord on PATH, missing: ${missing.join(', ')}. Install them (Debian/Ubuntu: sudo apt-get install -y ${missing.join(' ')}), or start Docker so that make up uses the container.`)
   }
   say(`installing ${missing.join(' ')} with apt-get`)
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  for (const args of [['update', '-qq'], ['install', '-y', '-qq', ...missing]]) {
+  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...missing]]) {
     const r = spawnSync('apt-get', args, { stdio: 'inherit', env })
-    if (r.status !== 0) throw new ForkyardError(codes.CONFIG, `apt-get ${args.join(' ')} failed with exit code ${r.status}`)
+    if (r.status !== 0) throw new ForkyardError(codes.LAUNCH, `apt-get ${args.join(' ')} failed with exit code ${r.status}`)
   }
 }
 
@@ -83,50 +150,76 @@ export function supervisordPid(runDir: string): number | null {
   return pid !== null && isAlive(pid) ? pid : null
 }
 
-export function supervisorctl(home: string, s: StackEnv, args: string[], inherit = false): { status: number | null; out: string } {
-  const r = spawnSync('supervisorctl', ['-c', join(home, 'supervisor/supervisord.conf'), ...args], { env: s.env, encoding: 'utf8', stdio: inherit ? 'inherit' : 'pipe' })
+export function supervisorctl(s: StackPaths, args: string[], inherit = false): { status: number | null; out: string } {
+  const r = spawnSync('supervisorctl', ['-c', join(s.home, 'supervisor/supervisord.conf'), ...args], { env: s.env, encoding: 'utf8', stdio: inherit ? 'inherit' : 'pipe' })
   return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') }
 }
+/** The last lines that say why a program failed: its JSON log's errors, then its own stdout/stderr. */
+export function failureReasons(logDir: string, programs: string[], max = 6): string {
+  const out: string[] = []
+  for (const p of programs) {
+    const lines: string[] = []
+    const log = join(logDir, `${p}.log`)
+    if (existsSync(log)) {
+      for (const text of readFileSync(log, 'utf8').split('\n').slice(-400)) {
+        try {
+          const line = JSON.parse(text) as { level?: unknown; msg?: unknown; err?: { message?: unknown }; error?: unknown }
+          if (line.level === 'error' || line.level === 'fatal') lines.push(`${String(line.msg)}${line.err?.message !== undefined ? `: ${String(line.err.message)}` : ''}${typeof line.error === 'string' ? `: ${line.error}` : ''}`)
+        } catch {
+          // not a JSON line
+        }
+      }
+    }
+    const stdio = join(logDir, `${p}.stdio`)
+    if (existsSync(stdio)) lines.push(...readFileSync(stdio, 'utf8').split('\n').filter((l) => l.trim() !== '').slice(-max))
+    if (lines.length > 0) out.push(`${p}:\n  ${lines.slice(-max).join('\n  ')}`)
+  }
+  return out.join('\n')
+}
 
-async function waitReady(url: string, timeoutMs: number): Promise<{ ok: boolean; last: string }> {
+/** Polls /readyz until 200; gives up early when supervisord reports a program FATAL. */
+async function waitReady(s: StackEnv, timeoutMs: number): Promise<{ ok: boolean; last: string; fatal: string[] }> {
   const deadline = Date.now() + timeoutMs
   let last = ''
   for (let i = 0; Date.now() < deadline && i < 10_000; i++) {
     try {
-      const res = await fetch(new URL('readyz', url), { signal: AbortSignal.timeout(2000) })
+      const res = await fetch(new URL('readyz', s.url), { signal: AbortSignal.timeout(2000) })
       last = `${res.status} ${await res.text()}`
-      if (res.status === 200) return { ok: true, last }
+      if (res.status === 200) return { ok: true, last, fatal: [] }
     } catch (err) {
       last = (err as Error).message
     }
+    if (i % 8 === 7) {
+      const fatal = [...supervisorctl(s, ['status']).out.matchAll(/^(\S+)\s+FATAL/gm)].map((m) => m[1]!)
+      if (fatal.length > 0) return { ok: false, last, fatal }
+    }
     await new Promise((r) => setTimeout(r, 250))
   }
-  return { ok: false, last }
+  return { ok: false, last, fatal: [] }
 }
 
-export async function upNative(home: string, base: NodeJS.ProcessEnv, say: (s: string) => void, timeoutMs = 90_000): Promise<StackEnv> {
-  const s = stackEnv(home, base)
+export async function upNative(s: StackEnv, say: (s: string) => void, timeoutMs = 90_000): Promise<void> {
   ensurePackages(say)
   mkdirSync(s.runDir, { recursive: true, mode: 0o700 })
   mkdirSync(s.logDir, { recursive: true })
   if (supervisordPid(s.runDir) === null) {
     say(`starting supervisord (nginx, server, push, bridge); logs in ${s.logDir}`)
-    const r = spawnSync('supervisord', ['-c', join(home, 'supervisor/supervisord.conf')], { env: s.env, encoding: 'utf8', cwd: home })
-    if (r.status !== 0) throw new ForkyardError(codes.CONFIG, `supervisord failed to start (exit ${r.status}): ${r.stderr ?? ''}${r.stdout ?? ''}`)
+    const r = spawnSync('supervisord', ['-c', join(s.home, 'supervisor/supervisord.conf')], { env: s.env, encoding: 'utf8', cwd: s.dir })
+    if (r.status !== 0) throw new ForkyardError(codes.LAUNCH, `supervisord failed to start (exit ${r.status}): ${r.stderr ?? ''}${r.stdout ?? ''}`)
   } else {
     say('supervisord already running: making sure every program is started')
-    supervisorctl(home, s, ['start', 'all'])
+    supervisorctl(s, ['start', 'all'])
   }
-  const ready = await waitReady(s.url, timeoutMs)
+  const ready = await waitReady(s, timeoutMs)
   if (!ready.ok) {
-    const st = supervisorctl(home, s, ['status'])
-    throw new ForkyardError(codes.BOOT_FAILED, `The stack did not become ready within ${timeoutMs / 1000} s. Last /readyz: ${ready.last.slice(0, 2000)}\n${st.out}\nSee the logs: make logs`)
+    const st = supervisorctl(s, ['status'])
+    const why = failureReasons(s.logDir, ready.fatal.length > 0 ? ready.fatal : ['server', 'push', 'bridge', 'nginx'])
+    const head = ready.fatal.length > 0 ? `${ready.fatal.join(', ')} failed to start (supervisord gave up: FATAL)` : `The stack did not become ready within ${timeoutMs / 1000} s`
+    throw new ForkyardError(codes.BOOT_FAILED, `${head}.\n${why !== '' ? `${why}\n` : ''}Last /readyz: ${ready.last.slice(0, 1000)}\n${st.out}See every log: make logs (the stack keeps running: make down stops it)`)
   }
-  return s
 }
 
-export async function downNative(home: string, base: NodeJS.ProcessEnv, say: (s: string) => void, timeoutMs = 60_000): Promise<void> {
-  const s = stackEnv(home, base)
+export async function downNative(s: StackPaths, say: (s: string) => void, timeoutMs = 60_000): Promise<void> {
   const pid = supervisordPid(s.runDir)
   if (pid === null) {
     say('not running')

@@ -31,7 +31,7 @@ function seconds(ms: number): string {
 
 export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string, string> {
   const server = loadConfig(env)
-  const stack = loadStackConfig(env, home)
+  const stack = loadStackConfig(env)
   const push = loadPushConfig(env)
   const sock = server.bind.find((b) => b.kind === 'unix')
   if (sock === undefined || sock.kind !== 'unix') {
@@ -70,7 +70,7 @@ export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: Lin
   const fifo = values.ACCESS_LOG!
   if (!existsSync(fifo)) {
     const made = spawnSync('mkfifo', ['-m', '600', fifo], { encoding: 'utf8' })
-    if (made.status !== 0) throw new ForkyardError(codes.CONFIG, `Cannot create the access-log FIFO ${fifo}: ${made.stderr}`)
+    if (made.status !== 0) throw new ForkyardError(codes.LAUNCH, `Cannot create the access-log FIFO ${fifo}: ${made.stderr}`)
   }
   const access = new Socket({ fd: openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK), readable: true, writable: false })
   relayLines(access, output, { wrap: (line) => wrapPlainLine('nginx', 0, line), trusted: true })

@@ -53,7 +53,7 @@ export async function startStackRun(t: TestContext, extra: Record<string, string
     url: (path) => `http://127.0.0.1:${port}${path}`,
     cli,
     programPid: (name) => {
-      const r = spawnSync('supervisorctl', ['-c', join(root, 'supervisor/supervisord.conf'), 'status', name], { env: { ...env, FORKYARD_HOME: root, FORKYARD_NODE: process.execPath, FORKYARD_APP: 'x' }, encoding: 'utf8' })
+      const r = spawnSync('supervisorctl', ['-c', join(root, 'supervisor/supervisord.conf'), 'status', name], { env: { ...env, FORKYARD_HOME: root, FORKYARD_PROJECT_DIR: root, FORKYARD_NODE: process.execPath }, encoding: 'utf8' })
       const m = /RUNNING\s+pid (\d+)/.exec(r.stdout ?? '')
       return m === null ? null : Number(m[1])
     },
