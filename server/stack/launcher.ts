@@ -98,6 +98,17 @@ export function stackEnv(home: string, dir: string, base: NodeJS.ProcessEnv, fil
   return { ...paths, port: stack.port, url: `http://${host.includes(':') ? `[${host}]` : host}:${stack.port}/` }
 }
 
+/** The app's module in an app directory: package.json's "main", else the first usual name found. */
+function appModule(dir: string): string {
+  try {
+    const main = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { main?: unknown }).main
+    if (typeof main === 'string' && existsSync(join(dir, main))) return main
+  } catch {
+    // no package.json, or not JSON
+  }
+  return ['app.mjs', 'app.js', 'server.mjs', 'server.js', 'index.mjs', 'index.js'].find((f) => existsSync(join(dir, f))) ?? 'app.mjs'
+}
+
 function newSecret(): string {
   return randomBytes(32).toString('hex')
 }
@@ -110,10 +121,16 @@ function newSecret(): string {
 export function ensureDotenv(home: string, dir: string, base: NodeJS.ProcessEnv): string[] {
   const target = join(dir, '.env')
   if (!existsSync(target)) {
-    const example = readFileSync(join(home, '.env.example'), 'utf8')
-    // 0640: the container's user reads it through its group when Docker is used (server/stack/docker.ts).
-    writeFileSync(target, example.replace(/^FORKYARD_PUSH_SECRET=$/m, `FORKYARD_PUSH_SECRET=${newSecret()}`), { mode: 0o600 })
-    return [`created ${target} from .env.example, with a random FORKYARD_PUSH_SECRET`]
+    let text = readFileSync(join(home, '.env.example'), 'utf8').replace(/^FORKYARD_PUSH_SECRET=$/m, `FORKYARD_PUSH_SECRET=${newSecret()}`)
+    const said = [`created ${target} from .env.example, with a random FORKYARD_PUSH_SECRET`]
+    if (resolve(dir) !== resolve(home)) {
+      // An app that installed the kit: its own module and static files, not the kit's example.
+      const app = appModule(dir)
+      text = text.replace(/^FORKYARD_APP=.*$/m, `FORKYARD_APP=${app}`).replace(/^FORKYARD_STATIC_DIR=.*$/m, 'FORKYARD_STATIC_DIR=public')
+      said.push(`FORKYARD_APP=${app}${existsSync(join(dir, app)) ? '' : ' (no such file yet: write it, or edit FORKYARD_APP)'}, FORKYARD_STATIC_DIR=public`)
+    }
+    writeFileSync(target, text, { mode: 0o600 })
+    return said
   }
   if ((base.FORKYARD_PUSH_SECRET ?? '').trim() !== '') return []
   const text = readFileSync(target, 'utf8')
