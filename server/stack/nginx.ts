@@ -45,6 +45,7 @@ export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string
     RUN_DIR: server.runDir,
     NGINX_WORKERS: stack.nginxWorkers,
     NGINX_ERROR_LEVEL: 'warn',
+    SHUTDOWN_TIMEOUT: seconds(server.gracefulTimeoutMs + 5000),
     USER_DIRECTIVE: process.getuid?.() === 0 ? '# Started as root (a native run as root): workers stay root to reach the run directory.\nuser root;' : '',
     MIME_TYPES: '/etc/nginx/mime.types',
     SERVER_SOCKET: sock.path,

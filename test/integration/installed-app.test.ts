@@ -168,16 +168,19 @@ test('the kit installed from its tarball into an app directory runs that app: ta
   const msg = await until('the message', () => ws.messages.find((m) => m.type === 'message'), 5000)
   assert.deepEqual(msg.data, { hello: 'from the app' })
 
-  // An edit of the app's .env reaches every worker within a second.
-  setEnv(envFile, { GREETING: 'bonjour' })
+  // An edit of the app's .env reaches every worker and the jobs process within a second (each logs
+  // the version it applied), and the app answers with it through nginx.
   const editedAt = Date.now()
-  const seen = new Set<number>()
-  await until('every worker answers bonjour', async () => {
-    const r = await getJson(url('/greeting'))
-    if (r.body.greeting === 'bonjour') seen.add(Number(r.body.pid))
-    return seen.size >= 2
-  }, 5000, 20)
-  assert.ok(Date.now() - editedAt < 1500, `the edit reached both workers in ${Date.now() - editedAt} ms`)
+  setEnv(envFile, { GREETING: 'bonjour' })
+  const applied = await until('both workers and the jobs process applied the edit', () => {
+    const lines = readFileSync(join(appDir, 'logs/server.log'), 'utf8').split('\n').filter((l) => l.includes('"config applied"')).map((l) => JSON.parse(l) as { role?: string; pid: number; time: string })
+    const after = lines.filter((l) => Date.parse(l.time) >= editedAt - 50)
+    const workers = new Set(after.filter((l) => l.role === 'worker').map((l) => l.pid))
+    return workers.size === 2 && after.some((l) => l.role === 'jobs') ? after : null
+  }, 5000, 50)
+  for (const l of applied) assert.ok(Date.parse(l.time) - editedAt <= 1000, `${String(l.role)} ${l.pid} applied ${Date.parse(l.time) - editedAt} ms after the edit`)
+  assert.equal((await getJson(url('/greeting'))).body.greeting, 'bonjour')
+  ws.ws.close()
 
   // down leaves no process of the stack.
   const pids = readFileSync(join(appDir, 'run/supervisord.pid'), 'utf8').trim()
