@@ -17,6 +17,7 @@ import type { LineOutput } from '../log/rotating-file.js'
 import { relayLines } from '../log/relay.js'
 import { LOG_FD, STALL_FD, isWorkerMessage, workerEnv, type ArbiterMessage, type RequestSummary, type StallReport, type WorkerMessage } from '../protocol.js'
 import { prepareBinds } from './binds.js'
+import { publishSockets } from './handover.js'
 import { listenControl, type ControlCommand } from './control.js'
 import { backoffMs, classifyExit } from './exits.js'
 import { cpuCount } from '../config/cpus.js'
@@ -156,7 +157,9 @@ export class Arbiter {
   async start(): Promise<void> {
     mkdirSync(this.config.runDir, { recursive: true, mode: 0o700 })
     writePidfile(this.config.pidfile)
-    await prepareBinds(this.config.bind)
+    for (const path of await prepareBinds(this.config.bind)) {
+      this.log.warn({ path }, 'the socket still answers (workers of an arbiter that died): they keep serving until this arbiter takes it over')
+    }
     this.control = await listenControl(join(this.config.runDir, 'arbiter.sock'), (cmd) => this.onControl(cmd))
     this.ticker = setInterval(() => this.tick(), 100)
     if (this.watcher !== null) {
@@ -506,6 +509,9 @@ export class Arbiter {
   private onMessage(t: Tracked, m: WorkerMessage): void {
     switch (m.t) {
       case 'ready':
+        // The first ready worker of a new socket makes it public (a takeover when workers of a
+        // killed arbiter still serve on the old one).
+        for (const path of publishSockets(this.config.bind)) this.log.info({ path, workerPid: t.pid }, 'listening socket published')
         if (t.state === 'booting') t.state = 'ready'
         t.readyAt = Date.now()
         t.lastHb = t.readyAt

@@ -15,6 +15,7 @@ import { InflightTable } from './inflight.js'
 import type { LoadedApp } from './load-app.js'
 import type { ReadinessCheck } from './readiness.js'
 import { requestIdOf } from './request-id.js'
+import { listenPath } from '../arbiter/handover.js'
 
 interface Inflight {
   slot: number
@@ -71,7 +72,8 @@ export class HttpWorker {
           server.off('error', onError)
           resolve()
         }
-        if (bind.kind === 'unix') server.listen({ path: bind.path, backlog: 2048 }, done)
+        // Under this arbiter's own name; it moves the socket to the public path (arbiter/handover.ts).
+        if (bind.kind === 'unix') server.listen({ path: listenPath(bind.path, process.ppid), backlog: 2048 }, done)
         else server.listen({ host: bind.host, port: bind.port, backlog: 2048 }, done)
       })
       this.servers.push(server)

@@ -3,6 +3,7 @@
  * thread, heartbeats, import the app, await its start(), listen on every bind, report ready.
  * Any boot failure is reported to the arbiter with the error, then the process exits 3.
  */
+import cluster from 'node:cluster'
 import { Worker as Thread } from 'node:worker_threads'
 import type { ServerConfig } from '../config/schema.js'
 import { ForkyardError, codes, serializeError } from '../errors.js'
@@ -15,12 +16,19 @@ import { HttpWorker } from './http-worker.js'
 import { config as runtimeConfig } from '../config/runtime.js'
 import { InflightTable } from './inflight.js'
 import { loadApp } from './load-app.js'
+import { awaitTakeover, heldSockets } from '../arbiter/handover.js'
 
 let config = JSON.parse(process.env[workerEnv.config] ?? '{}') as ServerConfig
 runtimeConfig.apply(process.env[workerEnv.configVersion] ?? '', {}, JSON.parse(process.env[workerEnv.appConfig] ?? '{}') as Record<string, unknown>, [])
 const appPath = process.env[workerEnv.app] ?? ''
 const workerId = Number(process.env[workerEnv.id] ?? 0)
 const generation = Number(process.env[workerEnv.generation] ?? 0)
+// Node's cluster worker calls process.exit(0) the moment the IPC channel to its primary closes,
+// unless the disconnect was asked for (lib/internal/cluster/child.js): in-flight requests would be
+// cut and nothing could take the socket over. This worker decides itself (the 'disconnect' handler).
+if (cluster.worker !== undefined) cluster.worker.exitedAfterDisconnect = true
+/** The arbiter that forked this worker (process.ppid changes once it is gone). */
+const arbiterPid = process.ppid
 // Workers log on their own pipe (LOG_FD); the arbiter relays the lines into the server's one
 // output. The app's own prints on stdout and stderr are relayed too, wrapped when not JSON.
 const output = createOutput('server', null, LOG_FD)
@@ -106,8 +114,20 @@ async function main(): Promise<void> {
       statusCalls.delete(msg.id)
     }
   })
-  // The arbiter is gone (killed -9?): never keep serving unsupervised.
-  process.on('disconnect', () => void stop('arbiter disconnected', true))
+  // The arbiter is gone (killed -9?). On a Unix socket, keep serving until the next arbiter has
+  // taken the socket over (arbiter/handover.ts), then drain; never longer than the deadline.
+  process.on('disconnect', () => {
+    if (stopping !== null) return
+    const held = worker === null ? [] : heldSockets(config.bind, arbiterPid)
+    if (held.length === 0 || held.length !== config.bind.length) return void stop('arbiter disconnected', true)
+    log.warn({ sockets: held.map((h) => h.path) }, 'arbiter disconnected: serving until a new arbiter takes the socket over')
+    awaitTakeover(held, {
+      deadlineMs: config.bootTimeoutMs + 10_000,
+      settleMs: 500,
+      onTakenOver: () => void stop('a new arbiter took the socket over', false),
+      onDeadline: () => void stop('no new arbiter took the socket over', true),
+    })
+  })
   // SIGTERM sent to this worker alone: graceful stop. SIGINT comes from a terminal's Ctrl-C to the
   // whole process group: the arbiter coordinates the stop, so it is ignored here.
   process.on('SIGTERM', () => void stop('SIGTERM', true))
