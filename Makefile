@@ -17,7 +17,7 @@ CONNECTIONS ?= 64
 UNIT_TESTS        := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help build test-deps lint typecheck test test-unit test-integration test-container bench serve dev clean up down logs reload status
+.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench serve dev clean up down logs reload status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ $(BUILT): $(DEPS) $(SOURCES)
 	@touch $@
 
 build: $(BUILT) ## compile server/ to dist/ (installs node_modules first when needed)
+
+settings-table: $(DEPS) ## regenerate README's settings table from .env.example and the schemas
+	$(NODE) --import tsx scripts/settings-table.ts --write
 
 test-deps: $(DEPS) ## what the tests need from the system (apt-get as root: nginx, supervisor, wrk, chromium, git)
 	@scripts/system-deps.sh test

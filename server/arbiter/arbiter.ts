@@ -23,6 +23,7 @@ import { backoffMs, classifyExit } from './exits.js'
 import { cpuCount } from '../config/cpus.js'
 import { loadConfig, type ConfigOverrides } from '../config/load.js'
 import { loadStackConfig } from '../config/stack.js'
+import { loadLogConfig } from '../config/logging.js'
 import type { ConfigChange, EnvWatcher } from '../config/watch.js'
 import { removePidfile, writePidfile } from './pidfile.js'
 
@@ -258,6 +259,8 @@ export class Arbiter {
     this.config = loadConfig(next.env, this.overrides)
     this.configVersion = next.version
     this.log.level = this.config.logLevel
+    const logs = loadLogConfig(next.env)
+    this.output.setLimits?.(logs.maxBytes, logs.keep)
     if (this.appFromSettings && changed.includes('FORKYARD_APP')) {
       this.app = loadStackConfig(next.env).app
       this.log.info({ app: this.app }, 'FORKYARD_APP changed: the next generation serves the new module')

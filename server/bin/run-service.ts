@@ -81,6 +81,8 @@ export async function runService(svc: string, level: string, start: (log: Logger
       }
       const typed = next.app
       log.level = next.server.logLevel
+      const logs = loadLogConfig(next.env)
+      output.setLimits?.(logs.maxBytes, logs.keep)
       runtimeConfig.apply(next.version, Object.fromEntries(changed.map((k) => [k, next.env[k] ?? null])), typed, changed)
       const how = service.reconfigure?.(next.env) ?? 'live'
       if (how === 'restart') {

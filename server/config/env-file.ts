@@ -12,12 +12,17 @@ import { parse } from 'dotenv'
 import { loadAppSchema, validateApp, type AppSchema } from './app-schema.js'
 import { loadConfig } from './load.js'
 import { loadLogConfig } from './logging.js'
-import { loadBridgeConfig, loadPublisherConfig, loadPushConfig } from './messaging.js'
-import type { ServerConfig } from './schema.js'
+import { loadBridgeConfig, loadPublisherConfig, loadPushConfig, messagingSchemas } from './messaging.js'
+import { schema, type ServerConfig } from './schema.js'
+import { restartVariables } from './section.js'
 import { loadStackConfig } from './stack.js'
 
-/** Server settings that only new worker processes can take: a change means a rolling reload. */
-export const restartKeys = ['FORKYARD_APP', 'FORKYARD_BIND', 'FORKYARD_WORKERS', 'FORKYARD_SCHEDULING', 'FORKYARD_RUN_DIR', 'FORKYARD_PIDFILE', 'FORKYARD_MAX_HEADER_SIZE', 'FORKYARD_APP_SCHEMA']
+/**
+ * Settings that only new worker (and jobs) processes can take: a change means a rolling reload.
+ * From the schemas' `apply: 'restart'` marks: the server's own, FORKYARD_APP, and the publisher's
+ * (workers and the jobs process publish).
+ */
+export const restartKeys = [...new Set([...restartVariables(schema), ...restartVariables(messagingSchemas.publisher), 'FORKYARD_APP'])]
 
 export interface EnvSnapshot {
   /** The effective environment: process environment, plus the file's keys where not pinned. */

@@ -15,7 +15,7 @@ export interface LogConfig {
 const any: Parser<string> = (_n, raw) => raw.trim()
 
 export const logSchema: Schema<LogConfig> = {
-  dir: { env: 'FORKYARD_LOG_DIR', parse: any, default: '' },
+  dir: { env: 'FORKYARD_LOG_DIR', parse: any, default: '', apply: 'restart' },
   maxBytes: { env: 'FORKYARD_LOG_MAX_SIZE', parse: size, default: '10MiB' },
   keep: { env: 'FORKYARD_LOG_KEEP', parse: int(0, 1000), default: '5' },
 }

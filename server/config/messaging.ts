@@ -67,22 +67,23 @@ const secret: Parser<string> = (name, raw) => {
 }
 
 const bridgeSchema: Schema<BridgeConfig> = {
-  dir: { env: 'FORKYARD_BRIDGE_DIR', parse: any, default: '' },
-  tcp: { env: 'FORKYARD_BRIDGE_TCP', parse: tcp, default: '' },
+  dir: { env: 'FORKYARD_BRIDGE_DIR', parse: any, default: '', apply: 'restart' },
+  tcp: { env: 'FORKYARD_BRIDGE_TCP', parse: tcp, default: '', apply: 'restart' },
   historyCount: { env: 'FORKYARD_BRIDGE_HISTORY_COUNT', parse: int(0, 10_000_000), default: '1000' },
   historyAgeMs: { env: 'FORKYARD_BRIDGE_HISTORY_AGE', parse: duration, default: '1h' },
-  dataDir: { env: 'FORKYARD_BRIDGE_DATA_DIR', parse: any, default: '' },
+  dataDir: { env: 'FORKYARD_BRIDGE_DATA_DIR', parse: any, default: '', apply: 'restart' },
 }
 
+// A process's publisher is made at its first publish(): new values need new processes.
 const publisherSchema: Schema<PublisherConfig> = {
-  dir: { env: 'FORKYARD_BRIDGE_DIR', parse: any, default: '' },
-  queue: { env: 'FORKYARD_PUBLISH_QUEUE', parse: int(1, 10_000_000), default: '10000' },
-  resendMs: { env: 'FORKYARD_PUBLISH_RESEND', parse: duration, default: '2s' },
+  dir: { env: 'FORKYARD_BRIDGE_DIR', parse: any, default: '', apply: 'restart' },
+  queue: { env: 'FORKYARD_PUBLISH_QUEUE', parse: int(1, 10_000_000), default: '10000', apply: 'restart' },
+  resendMs: { env: 'FORKYARD_PUBLISH_RESEND', parse: duration, default: '2s', apply: 'restart' },
 }
 
 const pushSchema: Schema<PushConfig> = {
-  bridgeDir: { env: 'FORKYARD_BRIDGE_DIR', parse: any, default: '' },
-  bind: { env: 'FORKYARD_PUSH_BIND', parse: text, default: '127.0.0.1:8001' },
+  bridgeDir: { env: 'FORKYARD_BRIDGE_DIR', parse: any, default: '', apply: 'restart' },
+  bind: { env: 'FORKYARD_PUSH_BIND', parse: text, default: '127.0.0.1:8001', apply: 'restart' },
   secret: { env: 'FORKYARD_PUSH_SECRET', parse: secret, default: '' },
   origins: { env: 'FORKYARD_PUSH_ORIGINS', parse: list, default: '' },
   maxMessageBytes: { env: 'FORKYARD_PUSH_MAX_MESSAGE', parse: size, default: '64KiB' },

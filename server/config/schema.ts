@@ -65,11 +65,13 @@ export interface ServerConfig {
   offloadThreads: number
   /** What GET /readyz checks: workers always; push, bridge and supervisor in the full stack. */
   readyChecks: ('workers' | 'push' | 'supervisor')[]
+  /** Optional JSON schema of the app's own .env keys (validated, typed for config.get()). */
+  appSchema: string
 }
 
 export const schema: Schema<ServerConfig> = {
-  bind: { env: 'FORKYARD_BIND', parse: binds, default: '127.0.0.1:8000' },
-  workers: { env: 'FORKYARD_WORKERS', parse: int(0, 1024), default: '0' },
+  bind: { env: 'FORKYARD_BIND', parse: binds, default: '127.0.0.1:8000', apply: 'restart' },
+  workers: { env: 'FORKYARD_WORKERS', parse: int(0, 1024), default: '0', apply: 'restart' },
   timeoutMs: { env: 'FORKYARD_TIMEOUT', parse: duration, default: '30s' },
   gracefulTimeoutMs: { env: 'FORKYARD_GRACEFUL_TIMEOUT', parse: duration, default: '30s' },
   requestTimeoutMs: { env: 'FORKYARD_REQUEST_TIMEOUT', parse: duration, default: '0' },
@@ -80,15 +82,17 @@ export const schema: Schema<ServerConfig> = {
   keepAliveTimeoutMs: { env: 'FORKYARD_KEEPALIVE_TIMEOUT', parse: duration, default: '75s' },
   headersTimeoutMs: { env: 'FORKYARD_HEADERS_TIMEOUT', parse: duration, default: '20s' },
   requestReceiveTimeoutMs: { env: 'FORKYARD_REQUEST_RECEIVE_TIMEOUT', parse: duration, default: '120s' },
-  maxHeaderSize: { env: 'FORKYARD_MAX_HEADER_SIZE', parse: size, default: '16KiB' },
-  scheduling: { env: 'FORKYARD_SCHEDULING', parse: oneOf('rr', 'none'), default: 'none' },
-  runDir: { env: 'FORKYARD_RUN_DIR', parse: text, default: './run' },
-  pidfile: { env: 'FORKYARD_PIDFILE', parse: (_n, raw) => raw.trim(), default: '' },
+  maxHeaderSize: { env: 'FORKYARD_MAX_HEADER_SIZE', parse: size, default: '16KiB', apply: 'restart' },
+  scheduling: { env: 'FORKYARD_SCHEDULING', parse: oneOf('rr', 'none'), default: 'none', apply: 'restart' },
+  runDir: { env: 'FORKYARD_RUN_DIR', parse: text, default: './run', apply: 'restart' },
+  pidfile: { env: 'FORKYARD_PIDFILE', parse: (_n, raw) => raw.trim(), default: '', apply: 'restart' },
   logLevel: { env: 'FORKYARD_LOG_LEVEL', parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal'), default: 'info' },
   accessLog: { env: 'FORKYARD_ACCESS_LOG', parse: bool, default: 'true' },
   readyChecks: { env: 'FORKYARD_READY_CHECKS', parse: readyChecks, default: 'workers' },
-  jobs: { env: 'FORKYARD_JOBS', parse: bool, default: 'true' },
-  tasksDir: { env: 'FORKYARD_TASKS_DIR', parse: text, default: './data/tasks' },
-  tasksConcurrency: { env: 'FORKYARD_TASKS_CONCURRENCY', parse: int(1, 10_000), default: '4' },
-  offloadThreads: { env: 'FORKYARD_OFFLOAD_THREADS', parse: int(0, 1024), default: '0' },
+  // The jobs process and offload()'s thread pool take these when they start: a rolling reload.
+  jobs: { env: 'FORKYARD_JOBS', parse: bool, default: 'true', apply: 'restart' },
+  tasksDir: { env: 'FORKYARD_TASKS_DIR', parse: text, default: './data/tasks', apply: 'restart' },
+  tasksConcurrency: { env: 'FORKYARD_TASKS_CONCURRENCY', parse: int(1, 10_000), default: '4', apply: 'restart' },
+  offloadThreads: { env: 'FORKYARD_OFFLOAD_THREADS', parse: int(0, 1024), default: '0', apply: 'restart' },
+  appSchema: { env: 'FORKYARD_APP_SCHEMA', parse: (_n, raw) => raw.trim(), default: '', apply: 'restart' },
 }

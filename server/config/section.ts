@@ -8,11 +8,24 @@ export interface Field<T> {
   env: string
   parse: Parser<T>
   default: string
+  /**
+   * How a running process takes a change: absent = live (applied within a second); 'restart' = only
+   * a new process can take it, and the process using it is replaced without losing anything (the
+   * workers and the jobs process by the rolling reload, push and bridge by exiting so that
+   * supervisord starts them again); 'up' = read by `forkyard up` on the host, at the next start.
+   * README's settings table shows it.
+   */
+  apply?: 'restart' | 'up'
 }
 
 export type Schema<C> = { [K in keyof C]: Field<C[K]> }
 
 export type Overrides<C> = { [K in keyof C]?: C[K] | string | number | boolean }
+
+/** The variables of `schema` that only a new process can take. */
+export function restartVariables(schema: Schema<unknown> | Record<string, Field<unknown>>): string[] {
+  return (Object.values(schema) as Field<unknown>[]).filter((f) => f.apply === 'restart').map((f) => f.env)
+}
 
 export function readSection<C>(schema: Schema<C>, env: NodeJS.ProcessEnv, overrides: Overrides<C> = {}): C {
   const out: Record<string, unknown> = {}

@@ -17,6 +17,8 @@ export interface StackConfig {
   nginxWorkers: string
   /** Directory served at /static/. */
   staticDir: string
+  /** `make up` with Docker Compose: auto (when an engine answers), never, always. */
+  docker: 'auto' | 'never' | 'always'
 }
 
 const workers: Parser<string> = (name, raw) => {
@@ -25,13 +27,22 @@ const workers: Parser<string> = (name, raw) => {
   return s
 }
 
+const docker: Parser<StackConfig['docker']> = (name, raw) => {
+  const v = raw.trim().toLowerCase()
+  if (v === '' || v === 'auto') return 'auto'
+  if (['0', 'false', 'no', 'never', 'native'].includes(v)) return 'never'
+  if (['1', 'true', 'yes', 'always'].includes(v)) return 'always'
+  throw new ForkyardError(codes.CONFIG, `Expected ${name} to be auto, 0 (native) or 1 (Docker Compose), got ${JSON.stringify(raw)}`)
+}
+
 export const stackSchema: Schema<StackConfig> = {
   port: { env: 'FORKYARD_PORT', parse: int(1, 65535), default: '8080' },
   listenHost: { env: 'FORKYARD_LISTEN_HOST', parse: text, default: '127.0.0.1' },
-  app: { env: 'FORKYARD_APP', parse: text, default: 'example/app.mjs' },
+  app: { env: 'FORKYARD_APP', parse: text, default: 'example/app.mjs', apply: 'restart' },
   bodyLimitBytes: { env: 'FORKYARD_BODY_LIMIT', parse: size, default: '1MiB' },
   nginxWorkers: { env: 'FORKYARD_NGINX_WORKERS', parse: workers, default: '1' },
   staticDir: { env: 'FORKYARD_STATIC_DIR', parse: text, default: 'example/public' },
+  docker: { env: 'FORKYARD_DOCKER', parse: docker, default: 'auto', apply: 'up' },
 }
 
 /** `dir` is the project directory (where .env is, and where the programs run): relative paths in .env are relative to it. */

@@ -13,6 +13,8 @@ export interface LineOutput {
   flushSync(): void
   /** Calls back once everything written so far has reached the file (never interleaving). */
   whenWritten?(cb: () => void): void
+  /** New rotation limits (FORKYARD_LOG_MAX_SIZE, FORKYARD_LOG_KEEP changed live). */
+  setLimits?(maxBytes: number, keep: number): void
 }
 
 export class RotatingFile implements LineOutput {
@@ -23,8 +25,8 @@ export class RotatingFile implements LineOutput {
 
   constructor(
     readonly path: string,
-    private readonly maxBytes: number,
-    private readonly keep: number,
+    private maxBytes: number,
+    private keep: number,
   ) {
     mkdirSync(dirname(path), { recursive: true })
     this.fd = openSync(path, 'a', 0o640)
@@ -43,6 +45,12 @@ export class RotatingFile implements LineOutput {
       setImmediate(() => this.flushSync())
     }
     return true
+  }
+
+  setLimits(maxBytes: number, keep: number): void {
+    this.flushSync()
+    this.maxBytes = maxBytes
+    this.keep = keep
   }
 
   whenWritten(cb: () => void): void {

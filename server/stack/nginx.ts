@@ -11,6 +11,7 @@ import type { Logger } from 'pino'
 import { loadConfig } from '../config/load.js'
 import { loadPushConfig } from '../config/messaging.js'
 import { loadStackConfig } from '../config/stack.js'
+import { loadLogConfig } from '../config/logging.js'
 import { ForkyardError, codes } from '../errors.js'
 import type { LineOutput } from '../log/rotating-file.js'
 import { relayLines } from '../log/relay.js'
@@ -156,6 +157,9 @@ export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: Lin
       return
     }
     version = next.version
+    const logs = loadLogConfig(next.env)
+    output.setLimits?.(logs.maxBytes, logs.keep)
+    log.level = next.server.logLevel
     if (readFileSync(candidate, 'utf8') === readFileSync(conf, 'utf8')) {
       log.info({ version, changed }, 'config applied: nothing changes for nginx')
       return

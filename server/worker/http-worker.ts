@@ -26,6 +26,12 @@ interface Inflight {
   res: ServerResponse
 }
 
+/** FORKYARD_MAX_REQUESTS plus this worker's random share of the jitter; 0 = never. */
+function recycleAfter(config: Readonly<ServerConfig>): number {
+  const jitter = config.maxRequestsJitter > 0 ? Math.floor(Math.random() * (config.maxRequestsJitter + 1)) : 0
+  return config.maxRequests > 0 ? config.maxRequests + jitter : 0
+}
+
 export class HttpWorker {
   private readonly servers: Server[] = []
   private readonly inflight = new Set<Inflight>()
@@ -33,7 +39,7 @@ export class HttpWorker {
   private draining = false
   private recycleAsked = false
   private lastRssCheck = 0
-  private readonly maxRequests: number
+  private maxRequests: number
   private drainPromise: Promise<number> | null = null
 
   constructor(
@@ -44,8 +50,7 @@ export class HttpWorker {
     private readonly table: InflightTable,
     private readonly readiness: ReadinessCheck | null = null,
   ) {
-    const jitter = config.maxRequestsJitter > 0 ? Math.floor(Math.random() * (config.maxRequestsJitter + 1)) : 0
-    this.maxRequests = config.maxRequests > 0 ? config.maxRequests + jitter : 0
+    this.maxRequests = recycleAfter(config)
   }
 
   /** Listens on every bind; resolves when all listen. */
@@ -198,6 +203,7 @@ export class HttpWorker {
 
   /** A live configuration change: timeouts, limits, log level and access log take effect now. */
   updateConfig(config: Readonly<ServerConfig>): void {
+    if (config.maxRequests !== this.config.maxRequests || config.maxRequestsJitter !== this.config.maxRequestsJitter) this.maxRequests = recycleAfter(config)
     this.config = config
     for (const server of this.servers) {
       server.keepAliveTimeout = config.keepAliveTimeoutMs
