@@ -161,15 +161,23 @@ function containerState(p: ComposeProject, id: string): ContainerState | null {
 }
 
 /**
- * The container's own output (compose logs), without compose's `app_1  | ` prefix, and the line
- * that says why it failed: the last `forkyard: ...` (a setting, from `forkyard check` or a
- * program) or `forkyard-entrypoint: ...` (a file or directory) line, if any.
+ * The container's own output (compose logs), without compose's `app_1  | ` prefix and with a run
+ * of identical lines (a restart loop) shown once, and the line that says why it failed: the last
+ * `forkyard: ...` (a setting, from `forkyard check` or a program) or `forkyard-entrypoint: ...`
+ * (a file or directory) line, if any, with the container's /app/.env named as the host's file.
  */
 export function containerOutput(p: ComposeProject, tail = 40): { text: string; reason: string | null } {
   const raw = composeRun(p, ['logs', '--no-color', '--tail', String(tail)], false, 60_000).out
   const lines = raw.split('\n').filter((l) => !/^Attaching to /.test(l)).map((l) => l.replace(/^[\w.-]+\s+\| ?/, ''))
-  const reason = lines.filter((l) => /^forkyard(-entrypoint)?: /.test(l) && !/ are valid$/.test(l)).at(-1) ?? null
-  return { text: lines.join('\n').trim(), reason }
+  const text: string[] = []
+  for (let i = 0; i < lines.length; ) {
+    let n = 1
+    while (i + n < lines.length && lines[i + n] === lines[i]) n++
+    text.push(n > 1 && lines[i]!.trim() !== '' ? `${lines[i]}  (${n} times)` : lines[i]!)
+    i += n
+  }
+  const reason = lines.filter((l) => /^forkyard(-entrypoint)?: /.test(l) && !/ are valid$/.test(l)).at(-1)
+  return { text: text.join('\n').trim(), reason: reason === undefined ? null : reason.replace(/^forkyard(-entrypoint)?: /, '').replaceAll('/app/.env', p.envFile) }
 }
 
 /**
@@ -198,22 +206,22 @@ async function waitReady(p: ComposeProject, url: string, timeoutMs: number): Pro
         // Stopped, so that it does not restart forever; its output stays for `docker compose logs`.
         composeRun(p, ['stop', '-t', '10'], false, 60_000)
         const out = containerOutput(p)
-        const why = (out.reason ?? `exit code ${state.exitCode}`).replace(/^forkyard(-entrypoint)?: /, '')
-        throw new ForkyardError(codes.BOOT_FAILED, `${why}\nThe container stopped before it was ready (exit code ${state.exitCode}, ${state.restarts - baseline} restart(s)); stopped it. Its output (docker compose logs):\n${out.text}\nFix what the first line says, then make up again.`)
+        // Exit 2 from the entrypoint: a setting, or a file or directory it cannot use.
+        throw new ForkyardError(state.exitCode === 2 ? codes.CONFIG : codes.BOOT_FAILED, `${out.reason ?? `the container exited with code ${state.exitCode}`}\nThe container stopped before it was ready (exit code ${state.exitCode}, ${state.restarts - baseline} restart(s)); stopped it. Its output (docker compose logs):\n${out.text}\nFix what the first line says, then make up again.`)
       }
       if (i % 8 === 7 && state.status === 'running') {
         const st = run(execArgs(p, id!, ['supervisorctl', '-c', '/app/supervisor/supervisord.conf', 'status']), p.env, false, 15_000).out
         const fatal = [...st.matchAll(/^(\S+)\s+FATAL/gm)].map((m) => m[1]!)
         if (fatal.length > 0) {
           const out = containerOutput(p, 80)
-          throw new ForkyardError(codes.BOOT_FAILED, `${fatal.join(', ')} failed to start (supervisord gave up: FATAL)${out.reason !== null ? `: ${out.reason.replace(/^forkyard: /, '')}` : ''}\nThe container's output (docker compose logs):\n${out.text}\n${st}The container keeps running: make down stops it; make logs shows every log.`)
+          throw new ForkyardError(codes.BOOT_FAILED, `${fatal.join(', ')} failed to start (supervisord gave up: FATAL)${out.reason !== null ? `: ${out.reason}` : ''}\nThe container's output (docker compose logs):\n${out.text}\n${st}The container keeps running: make down stops it; make logs shows every log.`)
         }
       }
     }
     await new Promise((r) => setTimeout(r, 500))
   }
   const out = containerOutput(p, 60)
-  throw new ForkyardError(codes.BOOT_FAILED, `The stack did not become ready within ${timeoutMs / 1000} s${out.reason !== null ? `: ${out.reason.replace(/^forkyard: /, '')}` : ''}. Last /readyz: ${last.slice(0, 2000)}\nThe container's output (docker compose logs):\n${out.text}\nThe container keeps running: make down stops it; make logs shows every log.`)
+  throw new ForkyardError(codes.BOOT_FAILED, `The stack did not become ready within ${timeoutMs / 1000} s${out.reason !== null ? `: ${out.reason}` : ''}. Last /readyz: ${last.slice(0, 2000)}\nThe container's output (docker compose logs):\n${out.text}\nThe container keeps running: make down stops it; make logs shows every log.`)
 }
 
 /**
@@ -262,6 +270,14 @@ export async function dockerStack(command: string, home: string, env: NodeJS.Pro
       const r = composeRun(p, ['up', '-d', '--build', '--remove-orphans'])
       if (r.status !== 0) throw new ForkyardError(codes.BOOT_FAILED, `${compose.join(' ')} up failed with exit code ${r.status}`)
       await waitReady(p, s.url, 180_000)
+      // Compose keeps a running container whose configuration did not change, whatever .env says
+      // now: check the settings as the container sees them, as a native `make up` always does.
+      const id = containerId(p, true)
+      const check = id === null ? null : run(execArgs(p, id, ['node', '/app/dist/bin/forkyard.js', 'check']), p.env, false, 60_000)
+      if (check !== null && check.status !== 0) {
+        const why = check.out.trim().split('\n').filter((l) => l.startsWith('forkyard: ')).at(-1)?.replace(/^forkyard: /, '').replaceAll('/app/.env', p.envFile) ?? check.out.trim()
+        throw new ForkyardError(codes.CONFIG, `${why}\nThe container keeps running as it started, but a program that restarts would exit on this .env. Fix .env, then make up again.`)
+      }
       say(`ready (container): ${s.url}  (make logs, make status, make reload, make down)`)
       return true
     }

@@ -13,7 +13,9 @@
  *   stack non-root with no capability, read-only root, no-new-privileges, 45 s grace), orphans
  *   reaped by supervisord as PID 1, an edit of the bind-mounted .env applied live, `make status`
  *   and `make reload` into the container, a bad value written into the running stack's .env shown
- *   in `docker compose logs` when a program restarts, and `make down` leaving nothing.
+ *   in `docker compose logs` when a program restarts, `make up` on the running container refusing
+ *   a .env that only the container can judge (FORKYARD_APP outside the image), and `make down`
+ *   leaving nothing.
  * - A bad value in .env: `make up` fails fast with the key and the value in its output, whether
  *   the host sees it (nothing is started) or only the container does (FORKYARD_APP outside the
  *   image: the entrypoint's `forkyard check` refuses it, `make up` stops at the first restart and
@@ -413,6 +415,21 @@ test('make up on a fresh clone: .env created, the container healthy and hardened
       writeFileSync(envFile, good)
     }
     await until('readiness green again with the good .env', async () => (await readyz(url('/readyz'))).status === 200, 90_000, 250)
+  })
+
+  await step('make up on the running container checks .env as the container sees it: a bad FORKYARD_APP fails it (exit 2), the stack keeps serving', async () => {
+    const good = readFileSync(envFile, 'utf8')
+    setDotenv(envFile, 'FORKYARD_APP', '/srv/myapp/app.mjs')
+    let up: Run
+    try {
+      up = make('up', 5 * 60_000)
+    } finally {
+      writeFileSync(envFile, good)
+    }
+    assert.notEqual(up.status, 0, up.out)
+    assert.match(up.out, /Error 2/, 'exit code 2: bad settings')
+    assert.match(up.out, new RegExp(`forkyard: Expected FORKYARD_APP .*/srv/myapp/app\\.mjs.* in ${envFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), up.out.slice(-3000))
+    assert.equal((await readyz(url('/readyz'))).status, 200, 'the running stack is untouched')
   })
 
   await step('make down stops the container gracefully and leaves nothing', () => {
