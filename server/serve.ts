@@ -15,6 +15,7 @@ import { readEnvFile, snapshot } from './config/env-file.js'
 import { EnvWatcher } from './config/watch.js'
 import { ForkyardError, codes } from './errors.js'
 import { createLogger, createOutput, flushAndExit } from './log/logger.js'
+import { onParentGone } from './process/parent.js'
 
 export interface ServeOptions extends ConfigOverrides {
   /** Path of the app module (default export: a node:http request listener). */
@@ -32,13 +33,15 @@ export interface ServeOptions extends ConfigOverrides {
   baseEnv?: NodeJS.ProcessEnv
   /** Development: reload workers when a source file under the app's directory changes; pretty logs on a terminal. */
   dev?: boolean
+  /** Stop gracefully (as on SIGTERM) when the parent process dies: set under supervisord. */
+  dieWithParent?: boolean
 }
 
 export async function serve(options: ServeOptions): Promise<Arbiter> {
   if (!cluster.isPrimary) {
     throw new ForkyardError(codes.CONFIG, 'serve() must run in the primary process, not in a cluster worker')
   }
-  const { app, env = process.env, handleSignals = true, envFile, baseEnv, dev = false, ...overrides } = options
+  const { app, env = process.env, handleSignals = true, envFile, baseEnv, dev = false, dieWithParent = false, ...overrides } = options
   const config = loadConfig(env, overrides)
   // Workers read all of these too (publish(), /readyz, config.get): refuse bad values here, before
   // any worker starts.
@@ -55,6 +58,12 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
   const watcher = envFile !== undefined ? new EnvWatcher(resolve(envFile), baseEnv ?? env, initial, log) : null
   const arbiter = new Arbiter({ config, app: resolve(app), workers, log, output, watcher, overrides, configVersion: initial.version })
   if (handleSignals) arbiter.handleSignals((code) => flushAndExit(output, code))
+  if (dieWithParent) {
+    onParentGone((ppid) => {
+      log.warn({ ppid }, 'the parent process (supervisord) is gone: stopping gracefully')
+      void arbiter.close().then((code) => flushAndExit(output, code))
+    })
+  }
   await arbiter.start()
   if (dev) {
     const dir = dirname(resolve(app))

@@ -257,6 +257,8 @@ export class Arbiter {
         // exiting worker
       }
     }
+    // The jobs process runs the app's tasks and singletons: config.get() there follows too.
+    if (this.jobs?.child.connected === true) this.jobs.child.send(msg, (err) => void (err !== null && this.log.warn({ err }, 'config change not delivered to the jobs process')))
     if (restart.length > 0 && !this.stopping) {
       if (changed.includes('FORKYARD_WORKERS')) this.target = this.config.workers === 0 ? cpuCount().count : this.config.workers
       this.log.info({ restart, version: next.version }, 'config change needs new worker processes: rolling reload')
@@ -564,7 +566,13 @@ export class Arbiter {
   private spawnJobs(): void {
     if (!this.config.jobs || this.stopping || this.jobs !== null) return
     const child = fork(jobsMain, [], {
-      env: { ...process.env, [workerEnv.config]: JSON.stringify(this.config), [workerEnv.app]: this.app },
+      env: {
+        ...process.env,
+        [workerEnv.config]: JSON.stringify(this.config),
+        [workerEnv.app]: this.app,
+        [workerEnv.configVersion]: this.configVersion,
+        [workerEnv.appConfig]: JSON.stringify(this.watcher?.current.app ?? {}),
+      },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe', 'pipe'],
       serialization: 'json',
     })

@@ -59,6 +59,8 @@ Options (each mirrors a FORKYARD_* variable, see .env.example):
       --run-dir DIR         FORKYARD_RUN_DIR
       --env-file PATH       read variables from PATH instead of ./.env
       --json                machine-readable status
+      --supervised          (serve, bridge, push, nginx) stop gracefully when the parent process
+                            (supervisord) dies: supervisor/supervisord.conf passes it
 `
 
 const { values, positionals } = (() => {
@@ -75,6 +77,7 @@ const { values, positionals } = (() => {
         'env-file': { type: 'string' },
         json: { type: 'boolean' },
         reload: { type: 'boolean' },
+        supervised: { type: 'boolean' },
         follow: { type: 'boolean', short: 'f' },
         svc: { type: 'string' },
         req: { type: 'string' },
@@ -141,7 +144,7 @@ async function main(): Promise<void> {
   switch (command) {
     case 'serve': {
       const app = rest[0] ?? loadStackConfig(process.env).app
-      await serve({ app, ...overrides(), envFile: values['env-file'] ?? '.env', baseEnv, dev: values.reload === true })
+      await serve({ app, ...overrides(), envFile: values['env-file'] ?? '.env', baseEnv, dev: values.reload === true, dieWithParent: values.supervised === true })
       return
     }
     case 'status': {
@@ -166,7 +169,7 @@ async function main(): Promise<void> {
           await bridge.start()
           return Object.assign(bridge, { reconfigure: (env: NodeJS.ProcessEnv) => bridge.applyConfig(loadBridgeConfig(env)) })
         },
-        { envFile: values['env-file'] ?? '.env', baseEnv },
+        { envFile: values['env-file'] ?? '.env', baseEnv, dieWithParent: values.supervised === true },
       )
       return
     }
@@ -180,14 +183,14 @@ async function main(): Promise<void> {
           await push.listen()
           return Object.assign(push, { reconfigure: (env: NodeJS.ProcessEnv) => push.applyConfig(loadPushConfig(env)) })
         },
-        { envFile: values['env-file'] ?? '.env', baseEnv },
+        { envFile: values['env-file'] ?? '.env', baseEnv, dieWithParent: values.supervised === true },
       )
       return
     }
     case 'nginx': {
       const output = createOutput('nginx', loadLogConfig(process.env))
       const log = createLogger(output, { svc: 'nginx', base: { role: 'wrapper' } })
-      const code = await runNginx(process.env, home, output, log)
+      const code = await runNginx(process.env, home, output, log, values.supervised === true)
       flushAndExit(output, code)
       return
     }

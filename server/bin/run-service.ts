@@ -10,6 +10,7 @@ import { loadLogConfig } from '../config/logging.js'
 import { config as runtimeConfig } from '../config/runtime.js'
 import { EnvWatcher } from '../config/watch.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
+import { onParentGone } from '../process/parent.js'
 
 export interface Service {
   close(): Promise<void>
@@ -22,6 +23,8 @@ export interface ServiceOptions {
   envFile?: string
   /** The environment before .env was loaded; its keys win over the file. */
   baseEnv?: NodeJS.ProcessEnv
+  /** Stop gracefully when the parent process (supervisord) dies. */
+  dieWithParent?: boolean
 }
 
 export async function runService(svc: string, level: string, start: (log: Logger) => Promise<Service>, options: ServiceOptions = {}): Promise<void> {
@@ -55,6 +58,12 @@ export async function runService(svc: string, level: string, start: (log: Logger
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  if (options.dieWithParent === true) {
+    onParentGone((ppid) => {
+      log.warn({ ppid }, 'the parent process (supervisord) is gone: stopping gracefully')
+      stop('SIGTERM')
+    })
+  }
   if (options.envFile !== undefined && existsSync(options.envFile)) {
     const env: Record<string, string> = {}
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v

@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { ServerConfig } from '../config/schema.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
-import { LOG_FD, workerEnv } from '../protocol.js'
+import { LOG_FD, workerEnv, type ArbiterMessage } from '../protocol.js'
+import { config as runtimeConfig } from '../config/runtime.js'
 import { TaskQueue } from './queue.js'
 import { TaskRunner } from './runner.js'
 import { Singletons } from './singletons.js'
@@ -17,6 +18,16 @@ import { singletonDefinitions, taskDefinitions } from './registry.js'
 const config = JSON.parse(process.env[workerEnv.config] ?? '{}') as ServerConfig
 const output = createOutput('server', null, LOG_FD)
 const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'jobs' } })
+runtimeConfig.apply(process.env[workerEnv.configVersion] ?? '', {}, JSON.parse(process.env[workerEnv.appConfig] ?? '{}') as Record<string, unknown>, [])
+
+// A .env change the arbiter validated: config.get() in tasks and singletons sees it at once.
+process.on('message', (m: unknown) => {
+  const msg = m as ArbiterMessage
+  if (msg?.t !== 'config') return
+  log.level = msg.server.logLevel
+  runtimeConfig.apply(msg.version, msg.env, msg.app, msg.changed)
+  log.info({ version: msg.version, changed: msg.changed }, 'config applied')
+})
 
 async function main(): Promise<void> {
   try {

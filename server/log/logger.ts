@@ -5,9 +5,11 @@
  * One pino() per process writing JSON lines to one output; modules take children
  * (`log.child({ role: 'arbiter' })`). Pretty-printing happens outside the process.
  */
+import { fstatSync } from 'node:fs'
 import { join } from 'node:path'
 import pino, { type Logger } from 'pino'
 import type { LogConfig } from '../config/logging.js'
+import { PipeOutput } from './pipe-output.js'
 import { RotatingFile, type LineOutput } from './rotating-file.js'
 
 export type { Logger }
@@ -20,9 +22,12 @@ export type { LineOutput }
  */
 export function createOutput(svc: string, config: Readonly<LogConfig> | null, fd = 1): LineOutput {
   if (config !== null && config.dir !== '') return new RotatingFile(join(config.dir, `${svc}.log`), config.maxBytes, config.keep)
-  // Asynchronous so a slow log reader never stalls the event loop (and so heartbeats); writes keep
-  // their order, and sonic-boom finishes a partial write before starting the next one.
-  return pino.destination({ dest: fd, sync: false })
+  // A pipe or socket (a worker's logger pipe, stdout under a supervisor): asynchronous so a slow
+  // reader never stalls the event loop (and so heartbeats), in order, and a reader that went away
+  // never hangs the exit (server/log/pipe-output.ts). A file or a terminal: synchronous writes.
+  const st = fstatSync(fd)
+  if (st.isFIFO() || st.isSocket()) return new PipeOutput(fd)
+  return pino.destination({ dest: fd, sync: true })
 }
 
 export interface LoggerOptions {
@@ -70,8 +75,5 @@ export function flushAndExit(output: LineOutput, code: number): void {
     exit()
   }
   if (output.whenWritten !== undefined) return output.whenWritten(done)
-  // sonic-boom (stdout): wait for 'drain' while a write is in flight or data is queued.
-  const boom = output as unknown as { _writing?: boolean; _len?: number; once?: (e: string, cb: () => void) => void }
-  if ((boom._writing === true || (boom._len ?? 0) > 0) && typeof boom.once === 'function') boom.once('drain', done)
-  else done()
+  done()
 }

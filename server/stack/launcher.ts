@@ -23,6 +23,8 @@ import { snapshot } from '../config/env-file.js'
 import { loadStackConfig } from '../config/stack.js'
 import { ForkyardError, codes } from '../errors.js'
 import { isAlive, readPid } from '../arbiter/pidfile.js'
+import { duration } from '../config/parse.js'
+import { describe, stackProcesses, stopProcesses } from '../process/leftovers.js'
 
 export interface StackPaths {
   /** The kit's directory (dist/, nginx/, supervisor/, client/). */
@@ -33,6 +35,8 @@ export interface StackPaths {
   env: NodeJS.ProcessEnv
   runDir: string
   logDir: string
+  /** How long programs may take to stop: FORKYARD_GRACEFUL_TIMEOUT plus 10 s (30 s + 10 s if unreadable). */
+  graceMs: number
 }
 
 export interface StackEnv extends StackPaths {
@@ -70,7 +74,13 @@ export function stackPaths(home: string, dir: string, base: NodeJS.ProcessEnv, f
   }
   // nginx reaches the server on a Unix socket in the run directory unless .env says otherwise.
   if (!(eff.FORKYARD_BIND ?? '').includes('unix:')) env.FORKYARD_BIND = `unix:${join(runDir, 'server.sock')}`
-  return { home, dir, env, runDir, logDir }
+  let graceMs = 40_000
+  try {
+    graceMs = duration('FORKYARD_GRACEFUL_TIMEOUT', eff.FORKYARD_GRACEFUL_TIMEOUT?.trim() || '30s') + 10_000
+  } catch {
+    // a bad value: down must work whatever .env holds
+  }
+  return { home, dir, env, runDir, logDir, graceMs }
 }
 
 /**
@@ -98,6 +108,17 @@ export function stackEnv(home: string, dir: string, base: NodeJS.ProcessEnv, fil
   return { ...paths, port: stack.port, url: `http://${host.includes(':') ? `[${host}]` : host}:${stack.port}/` }
 }
 
+/** The app's module in an app directory: package.json's "main", else the first usual name found. */
+function appModule(dir: string): string {
+  try {
+    const main = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { main?: unknown }).main
+    if (typeof main === 'string' && existsSync(join(dir, main))) return main
+  } catch {
+    // no package.json, or not JSON
+  }
+  return ['app.mjs', 'app.js', 'server.mjs', 'server.js', 'index.mjs', 'index.js'].find((f) => existsSync(join(dir, f))) ?? 'app.mjs'
+}
+
 function newSecret(): string {
   return randomBytes(32).toString('hex')
 }
@@ -110,10 +131,16 @@ function newSecret(): string {
 export function ensureDotenv(home: string, dir: string, base: NodeJS.ProcessEnv): string[] {
   const target = join(dir, '.env')
   if (!existsSync(target)) {
-    const example = readFileSync(join(home, '.env.example'), 'utf8')
-    // 0640: the container's user reads it through its group when Docker is used (server/stack/docker.ts).
-    writeFileSync(target, example.replace(/^FORKYARD_PUSH_SECRET=$/m, `FORKYARD_PUSH_SECRET=${newSecret()}`), { mode: 0o600 })
-    return [`created ${target} from .env.example, with a random FORKYARD_PUSH_SECRET`]
+    let text = readFileSync(join(home, '.env.example'), 'utf8').replace(/^FORKYARD_PUSH_SECRET=$/m, `FORKYARD_PUSH_SECRET=${newSecret()}`)
+    const said = [`created ${target} from .env.example, with a random FORKYARD_PUSH_SECRET`]
+    if (resolve(dir) !== resolve(home)) {
+      // An app that installed the kit: its own module and static files, not the kit's example.
+      const app = appModule(dir)
+      text = text.replace(/^FORKYARD_APP=.*$/m, `FORKYARD_APP=${app}`).replace(/^FORKYARD_STATIC_DIR=.*$/m, 'FORKYARD_STATIC_DIR=public')
+      said.push(`FORKYARD_APP=${app}${existsSync(join(dir, app)) ? '' : ' (no such file yet: write it, or edit FORKYARD_APP)'}, FORKYARD_STATIC_DIR=public`)
+    }
+    writeFileSync(target, text, { mode: 0o600 })
+    return said
   }
   if ((base.FORKYARD_PUSH_SECRET ?? '').trim() !== '') return []
   const text = readFileSync(target, 'utf8')
@@ -203,6 +230,7 @@ export async function upNative(s: StackEnv, say: (s: string) => void, timeoutMs 
   mkdirSync(s.runDir, { recursive: true, mode: 0o700 })
   mkdirSync(s.logDir, { recursive: true })
   if (supervisordPid(s.runDir) === null) {
+    await cleanLeftovers(s, say)
     say(`starting supervisord (nginx, server, push, bridge); logs in ${s.logDir}`)
     const r = spawnSync('supervisord', ['-c', join(s.home, 'supervisor/supervisord.conf')], { env: s.env, encoding: 'utf8', cwd: s.dir })
     if (r.status !== 0) throw new ForkyardError(codes.LAUNCH, `supervisord failed to start (exit ${r.status}): ${r.stderr ?? ''}${r.stdout ?? ''}`)
@@ -219,16 +247,30 @@ export async function upNative(s: StackEnv, say: (s: string) => void, timeoutMs 
   }
 }
 
+/** Processes a killed stack left behind (they stop by themselves when supervisord dies; this waits, then kills). */
+async function cleanLeftovers(s: StackPaths, say: (s: string) => void): Promise<void> {
+  const left = stackProcesses(s.runDir)
+  if (left.length === 0) return
+  say(`stopping ${left.length} process${left.length === 1 ? '' : 'es'} left by an earlier run of this stack: ${describe(left)}`)
+  const alive = await stopProcesses(left, s.graceMs)
+  if (alive.length > 0) throw new ForkyardError(codes.LAUNCH, `Cannot stop processes of an earlier run of this stack: ${describe(alive)}`)
+}
+
+/** Stops supervisord and every program; never reports success while a process of the stack lives. */
 export async function downNative(s: StackPaths, say: (s: string) => void, timeoutMs = 60_000): Promise<void> {
   const pid = supervisordPid(s.runDir)
   if (pid === null) {
-    say('not running')
-    return
+    const left = stackProcesses(s.runDir)
+    if (left.length === 0) return say('not running')
+    await cleanLeftovers(s, say)
+    return say('stopped')
   }
   say(`stopping supervisord (pid ${pid}) and every program, gracefully`)
   process.kill(pid, 'SIGTERM')
   const deadline = Date.now() + timeoutMs
   while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
   if (isAlive(pid)) throw new ForkyardError(codes.CONTROL, `supervisord (pid ${pid}) still running after ${timeoutMs / 1000} s`)
+  // Programs that outlived supervisord (it gave up on them, or lost track): none may remain.
+  await cleanLeftovers(s, say)
   say('stopped')
 }

@@ -15,6 +15,8 @@ import { ForkyardError, codes } from '../errors.js'
 import type { LineOutput } from '../log/rotating-file.js'
 import { relayLines } from '../log/relay.js'
 import { runLogged, wrapPlainLine } from '../log/run-logged.js'
+import { isAlive, readPid } from '../arbiter/pidfile.js'
+import { onParentGone } from '../process/parent.js'
 
 /** Replaces every ${NAME}; a placeholder without a value is an error, never left in the file. */
 export function renderTemplate(template: string, values: Record<string, string>): string {
@@ -45,6 +47,7 @@ export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string
     RUN_DIR: server.runDir,
     NGINX_WORKERS: stack.nginxWorkers,
     NGINX_ERROR_LEVEL: 'warn',
+    SHUTDOWN_TIMEOUT: seconds(server.gracefulTimeoutMs + 5000),
     USER_DIRECTIVE: process.getuid?.() === 0 ? '# Started as root (a native run as root): workers stay root to reach the run directory.\nuser root;' : '',
     MIME_TYPES: '/etc/nginx/mime.types',
     SERVER_SOCKET: sock.path,
@@ -60,9 +63,50 @@ export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string
   }
 }
 
-export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: LineOutput, log: Logger): Promise<number> {
+/**
+ * An nginx master still running our configuration: left behind when its wrapper was killed -9
+ * (it keeps the port, and a new nginx could not bind). Asked to stop gracefully (QUIT: it closes
+ * its listening sockets at once and finishes its requests), killed with its workers after a while.
+ */
+async function stopLeftover(conf: string, pidfile: string, log: Logger, graceMs: number): Promise<void> {
+  const pid = readPid(pidfile)
+  if (pid === null || pid === process.pid || !isAlive(pid)) return
+  let cmdline = ''
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+  } catch {
+    return
+  }
+  if (!cmdline.includes(conf)) return
+  log.warn({ leftoverPid: pid }, 'an nginx master left by an earlier wrapper still runs: stopping it gracefully')
+  try {
+    process.kill(pid, 'SIGQUIT')
+  } catch {
+    return
+  }
+  const deadline = Date.now() + graceMs
+  for (let i = 0; i < 10_000 && isAlive(pid) && Date.now() < deadline; i++) await new Promise((r) => setTimeout(r, 50))
+  if (isAlive(pid)) {
+    log.warn({ leftoverPid: pid }, 'the leftover nginx did not stop in time: killing its process group')
+    try {
+      process.kill(-pid, 'SIGKILL')
+    } catch {
+      process.kill(pid, 'SIGKILL')
+    }
+  }
+}
+
+export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: LineOutput, log: Logger, dieWithParent = false): Promise<number> {
   const values = nginxValues(env, home)
   const conf = join(values.RUN_DIR!, 'nginx.conf')
+  await stopLeftover(conf, join(values.RUN_DIR!, 'nginx.pid'), log, 5000)
+  if (dieWithParent) {
+    // QUIT reaches nginx through runLogged's forwarding: its graceful stop, then this process exits.
+    onParentGone((ppid) => {
+      log.warn({ ppid }, 'the parent process (supervisord) is gone: stopping nginx gracefully')
+      process.kill(process.pid, 'SIGQUIT')
+    })
+  }
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(values.RUN_DIR!, 'nginx-temp', d), { recursive: true, mode: 0o700 })
   writeFileSync(conf, renderTemplate(readFileSync(join(home, 'nginx/nginx.conf.template'), 'utf8'), values), { mode: 0o600 })
   // nginx writes access lines into a FIFO that this process reads (and only this process writes

@@ -31,8 +31,10 @@ test('an .env edit reaches every worker within 1 s; a bad edit is refused and lo
   write('bonjour', '20')
   const changed = await s.waitLog((l) => l.msg === 'config changed', 'config changed')
   const version = changed.version as string
-  await until('all 4 workers applied', () => s.logs.filter((l) => l.msg === 'config applied' && l.version === version).length === 4, 3000, 10)
-  const appliedAt = s.logs.filter((l) => l.msg === 'config applied' && l.version === version).map((l) => Date.parse(String(l.time)))
+  // Every worker and the jobs process (where the app's tasks and singletons run).
+  const applied = (): typeof s.logs => s.logs.filter((l) => l.msg === 'config applied' && l.version === version)
+  await until('all 4 workers and the jobs process applied', () => applied().filter((l) => l.role === 'worker').length === 4 && applied().some((l) => l.role === 'jobs'), 3000, 10)
+  const appliedAt = applied().map((l) => Date.parse(String(l.time)))
   for (const at of appliedAt) assert.ok(at - editedAt <= 1000, `applied ${at - editedAt} ms after the edit`)
   // And every worker now answers with it (fresh connections reach all of them).
   const seen = new Map<number, { greeting: string; maxItems: number; version: string }>()
