@@ -11,7 +11,7 @@ import { cpuCount } from './config/cpus.js'
 import { loadConfig, type ConfigOverrides } from './config/load.js'
 import { loadLogConfig } from './config/logging.js'
 import { existsSync } from 'node:fs'
-import { readEnvFile, snapshot } from './config/env-file.js'
+import { definedEnv, readEnvFile, snapshot } from './config/env-file.js'
 import { EnvWatcher } from './config/watch.js'
 import { ForkyardError, codes } from './errors.js'
 import { createLogger, createOutput, flushAndExit } from './log/logger.js'
@@ -20,6 +20,8 @@ import { onParentGone } from './process/parent.js'
 export interface ServeOptions extends ConfigOverrides {
   /** Path of the app module (default export: a node:http request listener). */
   app: string
+  /** `app` is FORKYARD_APP: a change of it in the watched .env reloads the workers onto the new module. */
+  appFromSettings?: boolean
   /** Environment to read FORKYARD_* from (default process.env; load .env yourself with dotenv). */
   env?: NodeJS.ProcessEnv
   /** Install SIGHUP/SIGTERM/SIGINT/SIGTTIN/SIGTTOU handlers and exit when stopped (default true). */
@@ -41,12 +43,12 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
   if (!cluster.isPrimary) {
     throw new ForkyardError(codes.CONFIG, 'serve() must run in the primary process, not in a cluster worker')
   }
-  const { app, env = process.env, handleSignals = true, envFile, baseEnv, dev = false, dieWithParent = false, ...overrides } = options
+  const { app, appFromSettings = false, env = process.env, handleSignals = true, envFile, baseEnv, dev = false, dieWithParent = false, ...overrides } = options
   const config = loadConfig(env, overrides)
   // Workers read all of these too (publish(), /readyz, config.get): refuse bad values here, before
   // any worker starts.
   const fileKeys = envFile !== undefined && existsSync(envFile) ? Object.keys(readEnvFile(envFile)) : []
-  const initial = snapshot(asRecord(env), fileKeys)
+  const initial = snapshot(definedEnv(env), fileKeys)
   const output = dev && process.stdout.isTTY === true ? new PrettyOutput() : createOutput('server', loadLogConfig(env))
   const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'arbiter' } })
   const cpus = cpuCount()
@@ -56,7 +58,7 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
     `starting ${workers} worker${workers === 1 ? '' : 's'}`,
   )
   const watcher = envFile !== undefined ? new EnvWatcher(resolve(envFile), baseEnv ?? env, initial, log) : null
-  const arbiter = new Arbiter({ config, app: resolve(app), workers, log, output, watcher, overrides, configVersion: initial.version })
+  const arbiter = new Arbiter({ config, app: resolve(app), appFromSettings, workers, log, output, watcher, overrides, configVersion: initial.version })
   if (handleSignals) arbiter.handleSignals((code) => flushAndExit(output, code))
   if (dieWithParent) {
     onParentGone((ppid) => {
@@ -73,8 +75,3 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
   return arbiter
 }
 
-function asRecord(env: NodeJS.ProcessEnv): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v
-  return out
-}

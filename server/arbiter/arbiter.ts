@@ -21,6 +21,7 @@ import { listenControl, type ControlCommand } from './control.js'
 import { backoffMs, classifyExit } from './exits.js'
 import { cpuCount } from '../config/cpus.js'
 import { loadConfig, type ConfigOverrides } from '../config/load.js'
+import { loadStackConfig } from '../config/stack.js'
 import type { ConfigChange, EnvWatcher } from '../config/watch.js'
 import { removePidfile, writePidfile } from './pidfile.js'
 
@@ -86,6 +87,8 @@ export interface ArbiterOptions {
   overrides?: ConfigOverrides
   configVersion?: string
   app: string
+  /** The app came from FORKYARD_APP (not a command-line argument): a change of it reloads onto the new module. */
+  appFromSettings?: boolean
   workers: number
   log: Logger
   output: LineOutput
@@ -100,7 +103,8 @@ export class Arbiter {
   private readonly overrides: ConfigOverrides
   private readonly log: Logger
   private readonly output: LineOutput
-  private readonly app: string
+  private app: string
+  private readonly appFromSettings: boolean
   private readonly workers = new Map<number, Tracked>()
   private target: number
   private generation = 1
@@ -134,6 +138,7 @@ export class Arbiter {
     this.log = options.log
     this.output = options.output
     this.app = options.app
+    this.appFromSettings = options.appFromSettings ?? false
     this.target = options.workers
     this.configVersion = options.configVersion ?? ''
     // Global to the cluster module, so set before the first fork.
@@ -249,6 +254,11 @@ export class Arbiter {
     }
     this.config = loadConfig(next.env, this.overrides)
     this.configVersion = next.version
+    this.log.level = this.config.logLevel
+    if (this.appFromSettings && changed.includes('FORKYARD_APP')) {
+      this.app = loadStackConfig(next.env).app
+      this.log.info({ app: this.app }, 'FORKYARD_APP changed: the next generation serves the new module')
+    }
     const msg: ArbiterMessage = { t: 'config', version: next.version, env, server: this.config, app: next.app, changed }
     for (const t of this.workers.values()) {
       try {

@@ -16,6 +16,10 @@ import { loadBridgeConfig, loadPushConfig } from '../config/messaging.js'
 import { PushServer } from '../push/push-server.js'
 import { runService } from './run-service.js'
 import { fileURLToPath } from 'node:url'
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { EnvWatcher } from '../config/watch.js'
+import { definedEnv, readEnvFile, snapshot } from '../config/env-file.js'
 import { loadLogConfig } from '../config/logging.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
 import { runNginx } from '../stack/nginx.js'
@@ -28,6 +32,11 @@ import { dockerStack } from '../stack/docker.js'
 const home = process.env.FORKYARD_HOME ?? fileURLToPath(new URL('../..', import.meta.url))
 /** The project's directory (.env, run/, logs/, data/): where the command runs. */
 const dir = process.env.FORKYARD_PROJECT_DIR ?? process.cwd()
+
+// `forkyard ps | head`: a reader that goes away ends the command quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0)
+})
 
 const say = (m: string): void => void process.stdout.write(`forkyard: ${m}\n`)
 
@@ -144,7 +153,7 @@ async function main(): Promise<void> {
   switch (command) {
     case 'serve': {
       const app = rest[0] ?? loadStackConfig(process.env).app
-      await serve({ app, ...overrides(), envFile: values['env-file'] ?? '.env', baseEnv, dev: values.reload === true, dieWithParent: values.supervised === true })
+      await serve({ app, appFromSettings: rest[0] === undefined, ...overrides(), envFile: values['env-file'] ?? '.env', baseEnv, dev: values.reload === true, dieWithParent: values.supervised === true })
       return
     }
     case 'status': {
@@ -190,7 +199,15 @@ async function main(): Promise<void> {
     case 'nginx': {
       const output = createOutput('nginx', loadLogConfig(process.env))
       const log = createLogger(output, { svc: 'nginx', base: { role: 'wrapper' } })
-      const code = await runNginx(process.env, home, output, log, values.supervised === true)
+      const envFile = resolve(values['env-file'] ?? '.env')
+      let watcher: EnvWatcher | null = null
+      try {
+        if (existsSync(envFile)) watcher = new EnvWatcher(envFile, baseEnv, snapshot(definedEnv(process.env), Object.keys(readEnvFile(envFile))), log)
+      } catch (err) {
+        log.fatal({ err }, 'bad configuration')
+        return flushAndExit(output, 2)
+      }
+      const code = await runNginx(process.env, home, output, log, { dieWithParent: values.supervised === true, watcher })
       flushAndExit(output, code)
       return
     }

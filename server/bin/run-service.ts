@@ -5,7 +5,7 @@
 import type { Logger } from 'pino'
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { readEnvFile, snapshot } from '../config/env-file.js'
+import { definedEnv, readEnvFile, snapshot } from '../config/env-file.js'
 import { loadLogConfig } from '../config/logging.js'
 import { config as runtimeConfig } from '../config/runtime.js'
 import { EnvWatcher } from '../config/watch.js'
@@ -65,8 +65,7 @@ export async function runService(svc: string, level: string, start: (log: Logger
     })
   }
   if (options.envFile !== undefined && existsSync(options.envFile)) {
-    const env: Record<string, string> = {}
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
+    const env = definedEnv(process.env)
     let watcher: EnvWatcher
     try {
       watcher = new EnvWatcher(resolve(options.envFile), options.baseEnv ?? process.env, snapshot(env, Object.keys(readEnvFile(options.envFile))), log)
@@ -81,6 +80,7 @@ export async function runService(svc: string, level: string, start: (log: Logger
         else process.env[k] = v
       }
       const typed = next.app
+      log.level = next.server.logLevel
       runtimeConfig.apply(next.version, Object.fromEntries(changed.map((k) => [k, next.env[k] ?? null])), typed, changed)
       const how = service.reconfigure?.(next.env) ?? 'live'
       if (how === 'restart') {

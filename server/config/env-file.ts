@@ -17,7 +17,7 @@ import type { ServerConfig } from './schema.js'
 import { loadStackConfig } from './stack.js'
 
 /** Server settings that only new worker processes can take: a change means a rolling reload. */
-export const restartKeys = ['FORKYARD_BIND', 'FORKYARD_WORKERS', 'FORKYARD_SCHEDULING', 'FORKYARD_RUN_DIR', 'FORKYARD_PIDFILE', 'FORKYARD_MAX_HEADER_SIZE', 'FORKYARD_APP_SCHEMA']
+export const restartKeys = ['FORKYARD_APP', 'FORKYARD_BIND', 'FORKYARD_WORKERS', 'FORKYARD_SCHEDULING', 'FORKYARD_RUN_DIR', 'FORKYARD_PIDFILE', 'FORKYARD_MAX_HEADER_SIZE', 'FORKYARD_APP_SCHEMA']
 
 export interface EnvSnapshot {
   /** The effective environment: process environment, plus the file's keys where not pinned. */
@@ -53,6 +53,13 @@ export function snapshot(env: Record<string, string>, fileKeys: string[]): EnvSn
   return { env, fileKeys, version: versionOf(env, keys), server, appSchema, app }
 }
 
+/** The variables of `env` that are set, as plain strings. */
+export function definedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v
+  return out
+}
+
 export function readEnvFile(path: string): Record<string, string> {
   return parse(readFileSync(path, 'utf8'))
 }
@@ -62,8 +69,7 @@ export function readEnvFile(path: string): Record<string, string> {
  * as it was before the file was first loaded (its keys are pinned).
  */
 export function evaluate(current: EnvSnapshot, base: NodeJS.ProcessEnv, file: Record<string, string>): Evaluation {
-  const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v
+  const env = definedEnv(base)
   const pinned: string[] = []
   for (const [k, v] of Object.entries(file)) {
     if (base[k] !== undefined) {

@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parse } from 'dotenv'
-import { snapshot } from '../config/env-file.js'
+import { definedEnv, snapshot } from '../config/env-file.js'
 import { loadStackConfig } from '../config/stack.js'
 import { ForkyardError, codes } from '../errors.js'
 import { isAlive, readPid } from '../arbiter/pidfile.js'
@@ -52,9 +52,7 @@ export function readProjectEnv(dir: string, path?: string): Record<string, strin
 
 /** What each program will see: the file's values, overridden by the operator's environment. */
 function effective(base: NodeJS.ProcessEnv, file: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = { ...file }
-  for (const [k, v] of Object.entries(base)) if (v !== undefined) out[k] = v
-  return out
+  return { ...file, ...definedEnv(base) }
 }
 
 /** Paths only, no validation: enough for down, ps and logs whatever else .env holds. */

@@ -4,7 +4,7 @@
  * lines relayed, whole, into <log dir>/nginx.log.
  */
 import { spawnSync } from 'node:child_process'
-import { constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs'
+import { constants, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { Socket } from 'node:net'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
@@ -17,6 +17,7 @@ import { relayLines } from '../log/relay.js'
 import { runLogged, wrapPlainLine } from '../log/run-logged.js'
 import { isAlive, readPid } from '../arbiter/pidfile.js'
 import { onParentGone } from '../process/parent.js'
+import type { EnvWatcher } from '../config/watch.js'
 
 /** Replaces every ${NAME}; a placeholder without a value is an error, never left in the file. */
 export function renderTemplate(template: string, values: Record<string, string>): string {
@@ -96,11 +97,27 @@ async function stopLeftover(conf: string, pidfile: string, log: Logger, graceMs:
   }
 }
 
-export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: LineOutput, log: Logger, dieWithParent = false): Promise<number> {
+/** Renders the configuration for `env` into `path` and checks it with `nginx -t`; null when accepted, else why not. */
+function renderChecked(env: NodeJS.ProcessEnv, home: string, path: string): { values: Record<string, string>; error: string | null } {
+  const values = nginxValues(env, home)
+  writeFileSync(path, renderTemplate(readFileSync(join(home, 'nginx/nginx.conf.template'), 'utf8'), values), { mode: 0o600 })
+  // -e: the error log before the configuration is read (default /var/log/nginx, not writable).
+  const check = spawnSync('nginx', ['-t', '-q', '-e', 'stderr', '-c', path], { encoding: 'utf8', env: { ...env, TZ: 'UTC' } })
+  return { values, error: check.status === 0 ? null : `${check.stderr ?? ''}${check.stdout ?? ''}${check.error?.message ?? ''}`.trim() }
+}
+
+export interface NginxOptions {
+  /** Stop nginx gracefully when the parent process (supervisord) dies. */
+  dieWithParent?: boolean
+  /** .env changes (validated): the configuration is rendered again, checked, and nginx reloaded (HUP). */
+  watcher?: EnvWatcher | null
+}
+
+export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: LineOutput, log: Logger, options: NginxOptions = {}): Promise<number> {
   const values = nginxValues(env, home)
   const conf = join(values.RUN_DIR!, 'nginx.conf')
   await stopLeftover(conf, join(values.RUN_DIR!, 'nginx.pid'), log, 5000)
-  if (dieWithParent) {
+  if (options.dieWithParent === true) {
     // QUIT reaches nginx through runLogged's forwarding: its graceful stop, then this process exits.
     onParentGone((ppid) => {
       log.warn({ ppid }, 'the parent process (supervisord) is gone: stopping nginx gracefully')
@@ -108,7 +125,6 @@ export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: Lin
     })
   }
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(values.RUN_DIR!, 'nginx-temp', d), { recursive: true, mode: 0o700 })
-  writeFileSync(conf, renderTemplate(readFileSync(join(home, 'nginx/nginx.conf.template'), 'utf8'), values), { mode: 0o600 })
   // nginx writes access lines into a FIFO that this process reads (and only this process writes
   // nginx.log). Opened read-write so that opening never blocks and nginx restarts never end it.
   const fifo = values.ACCESS_LOG!
@@ -116,17 +132,43 @@ export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: Lin
     const made = spawnSync('mkfifo', ['-m', '600', fifo], { encoding: 'utf8' })
     if (made.status !== 0) throw new ForkyardError(codes.LAUNCH, `Cannot create the access-log FIFO ${fifo}: ${made.stderr}`)
   }
+  // Open before nginx -t, which opens the FIFO for writing: that blocks until there is a reader.
   const access = new Socket({ fd: openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK), readable: true, writable: false })
   relayLines(access, output, { wrap: (line) => wrapPlainLine('nginx', 0, line), trusted: true })
-  // -e: the error log before the configuration is read (default /var/log/nginx, not writable).
-  const check = spawnSync('nginx', ['-t', '-q', '-e', 'stderr', '-c', conf], { encoding: 'utf8', env: { ...env, TZ: 'UTC' } })
-  if (check.status !== 0) {
+  const first = renderChecked(env, home, conf)
+  if (first.error !== null) {
     access.destroy()
-    log.fatal({ conf, output: (check.stderr ?? '') + (check.stdout ?? ''), error: check.error?.message }, 'nginx configuration rejected by nginx -t')
+    log.fatal({ conf, output: first.error }, 'nginx configuration rejected by nginx -t')
     return 1
   }
-  log.info({ conf, listen: values.LISTEN, upstream: values.SERVER_SOCKET, push: values.PUSH_BIND }, 'starting nginx')
+  let version = options.watcher?.current.version ?? ''
+  options.watcher?.on('change', ({ next, changed }) => {
+    // A new configuration beside the running one; it replaces it only once nginx -t accepts it.
+    const candidate = `${conf}.next`
+    let result: { values: Record<string, string>; error: string | null }
+    try {
+      result = renderChecked(next.env, home, candidate)
+    } catch (err) {
+      result = { values: {}, error: (err as Error).message }
+    }
+    if (result.error !== null) {
+      log.error({ version: next.version, changed, output: result.error }, `config change refused by nginx -t: ${result.error.split('\n')[0]}; nginx keeps the last good configuration`)
+      return
+    }
+    version = next.version
+    if (readFileSync(candidate, 'utf8') === readFileSync(conf, 'utf8')) {
+      log.info({ version, changed }, 'config applied: nothing changes for nginx')
+      return
+    }
+    renameSync(candidate, conf)
+    const pid = readPid(join(values.RUN_DIR!, 'nginx.pid'))
+    if (pid !== null && isAlive(pid)) process.kill(pid, 'SIGHUP')
+    log.info({ version, changed, listen: result.values.LISTEN }, 'config applied: nginx reloaded (HUP) with the new configuration')
+  })
+  options.watcher?.start()
+  log.info({ conf, version, listen: values.LISTEN, upstream: values.SERVER_SOCKET, push: values.PUSH_BIND }, 'starting nginx')
   const code = await runLogged('nginx', 'nginx', ['-e', 'stderr', '-c', conf], output, log, { ...env, TZ: 'UTC' })
+  options.watcher?.close()
   access.destroy()
   return code
 }
