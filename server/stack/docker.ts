@@ -206,8 +206,9 @@ async function waitReady(p: ComposeProject, url: string, timeoutMs: number): Pro
         // Stopped, so that it does not restart forever; its output stays for `docker compose logs`.
         composeRun(p, ['stop', '-t', '10'], false, 60_000)
         const out = containerOutput(p)
-        // Exit 2 from the entrypoint: a setting, or a file or directory it cannot use.
-        throw new ForkyardError(state.exitCode === 2 ? codes.CONFIG : codes.BOOT_FAILED, `${out.reason ?? `the container exited with code ${state.exitCode}`}\nThe container stopped before it was ready (exit code ${state.exitCode}, ${state.restarts - baseline} restart(s)); stopped it. Its output (docker compose logs):\n${out.text}\nFix what the first line says, then make up again.`)
+        // A reason line comes from the entrypoint or `forkyard check` (a setting, or a file or
+        // directory the container cannot use): exit 2, as for a bad setting natively.
+        throw new ForkyardError(out.reason !== null ? codes.CONFIG : codes.BOOT_FAILED, `${out.reason ?? `the container exited with code ${state.exitCode}`}\nThe container stopped before it was ready (last exit code ${state.exitCode}, ${state.restarts - baseline} restart(s)); stopped it. Its output (docker compose logs):\n${out.text}\nFix what the first line says, then make up again.`)
       }
       if (i % 8 === 7 && state.status === 'running') {
         const st = run(execArgs(p, id!, ['supervisorctl', '-c', '/app/supervisor/supervisord.conf', 'status']), p.env, false, 15_000).out

@@ -460,6 +460,7 @@ test('make up on a fresh clone: .env created, the container healthy and hardened
     const took = (Date.now() - started) / 1000
     writeFileSync(envFile, good)
     assert.notEqual(up.status, 0, up.out)
+    assert.match(up.out, /Error 2/, 'exit code 2: bad settings')
     assert.ok(took < 90, `failed within 90 s, not after the 180 s readiness wait: ${took.toFixed(1)} s`)
     // The first line of the failure is the reason, naming the key and the value.
     const failure = up.out.slice(up.out.indexOf('forkyard: Expected'))
