@@ -5,20 +5,28 @@
 # features), every RUN under `set -eux`.
 #
 # Variables fixed by this image (the container's layout; a value in .env does not change them):
-#   FORKYARD_HOME=/app                                   the kit (dist/, nginx/, supervisor/)
+#   FORKYARD_HOME=/app                                   the kit (dist/, nginx/, supervisor/, docker/)
+#   FORKYARD_PROJECT_DIR=/app                            .env and data/: every program's working directory
 #   FORKYARD_NODE=/usr/local/bin/node                    the node binary supervisord starts
 #   FORKYARD_RUN_DIR=/tmp/forkyard-run                   sockets, pidfiles, FIFO (tmpfs, mode 0700)
 #   FORKYARD_PIDFILE=/tmp/forkyard-run/server.pid
 #   FORKYARD_LOG_DIR=/app/logs                           JSON log files (compose bind-mounts ./logs)
-#   FORKYARD_LISTEN_HOST=0.0.0.0                         nginx, published by compose
+#   FORKYARD_LISTEN_HOST=0.0.0.0                         nginx inside; compose publishes the port on
+#                                                        the host at ${FORKYARD_LISTEN_HOST:-127.0.0.1}
+#                                                        from .env (the native default)
 #   FORKYARD_PORT=8080                                   inside; compose maps ${FORKYARD_PORT:-8080} to it
 #   FORKYARD_BIND=unix:/tmp/forkyard-run/server.sock     the server, behind nginx
 #   FORKYARD_READY_CHECKS=workers,push,supervisor        /readyz covers every component
-# Default that .env may change (supervisord's command line; the entrypoint exports it from .env):
-#   FORKYARD_APP=/app/example/app.mjs                    a relative path is relative to /app
+#   NODE_ENV=production
+# Read by the entrypoint (docker/entrypoint.sh), from compose's `environment:`:
+#   FORKYARD_UID=10001, FORKYARD_GID=10001               the user every process runs as; the
+#                                                        container starts as root only to hand
+#                                                        /app/logs and /app/data to it, then drops
 # Every other variable comes from /app/.env (bind-mounted read-only by compose), which every
 # forkyard program reads itself at start (working directory /app) and the server watches, so an
-# edit reaches the running stack; defaults as in .env.example:
+# edit reaches the running stack; the entrypoint validates it all (`forkyard check`) before
+# supervisord starts. Defaults as in .env.example:
+#   FORKYARD_APP=example/app.mjs          (relative to /app)
 #   FORKYARD_WORKERS=0                    (0 = one per CPU the container's CPU quota allows)
 #   FORKYARD_TIMEOUT=30s
 #   FORKYARD_GRACEFUL_TIMEOUT=30s         (keep below supervisord's stopwaitsecs 40 and compose's 45s)
@@ -73,41 +81,57 @@ RUN set -eux; \
     rm -rf /root/.npm
 COPY tsconfig.json ./
 COPY server ./server
+# Source maps and declarations serve the package's users and debuggers, not the running stack.
 RUN set -eux; \
     npm run build; \
-    test -f dist/bin/forkyard.js
+    test -f dist/bin/forkyard.js; \
+    find dist \( -name '*.map' -o -name '*.d.ts' \) -delete
 
 # --- runtime: production dependencies, nginx and supervisord, a non-root user -------------------
 FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+# procps: ps and kill for `docker exec`; setpriv (util-linux, already in the base) drops root in the
+# entrypoint. The apt lists, package caches and downloaded packages go in the same layer.
 RUN set -eux; \
     apt-get update; \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx supervisor; \
-    rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx supervisor procps; \
+    apt-get clean; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb /var/cache/debconf/*-old \
+        /var/log/apt /var/log/dpkg.log /var/log/alternatives.log; \
     groupadd --gid 10001 forkyard; \
     useradd --uid 10001 --gid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin forkyard; \
-    nginx -v; supervisord --version
+    nginx -v; supervisord --version; setpriv --version; test -x /usr/bin/kill; ps --version
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `npm ci --omit=dev` would run `prepare` (tsc, a dev dependency); dist/ comes
-# from the builder instead.
+# from the builder instead. zeromq ships prebuilt binaries for every platform: only Linux (x64,
+# arm64, glibc: this image is Debian) stays.
 RUN set -eux; \
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund; \
-    rm -rf /root/.npm /tmp/*
+    rm -rf /root/.npm /tmp/*; \
+    zmq=node_modules/zeromq/build; \
+    test -d "$zmq/linux"; \
+    find "$zmq" -mindepth 1 -maxdepth 1 -type d ! -name linux -exec rm -rf {} +; \
+    find "$zmq/linux" -mindepth 1 -maxdepth 1 -type d ! -name x64 ! -name arm64 -exec rm -rf {} +; \
+    find "$zmq/linux" -type d -name 'musl-*' -prune -exec rm -rf {} +
 COPY --from=builder /src/dist ./dist
 COPY supervisor ./supervisor
 COPY nginx ./nginx
 COPY example ./example
 COPY client ./client
+COPY docker ./docker
 COPY .env.example ./
 # The log and data directories for a plain `docker run` (compose bind-mounts ./logs and ./data
-# over them). A smoke test
-# that the production install loads, native zeromq binary included.
+# over them; the entrypoint hands them to the stack's user either way). A smoke test that the
+# production install loads, native zeromq binary included.
 RUN set -eux; \
     mkdir -p /app/logs /app/data; \
     chown forkyard:forkyard /app/logs /app/data; \
+    test -x /app/docker/entrypoint.sh; test -x /app/docker/healthcheck.sh; \
     node -e "import('/app/dist/index.js').then(() => import('zeromq')).then(() => console.log('forkyard and zeromq load'))"
 
 ENV FORKYARD_HOME=/app \
+    FORKYARD_PROJECT_DIR=/app \
     FORKYARD_NODE=/usr/local/bin/node \
     FORKYARD_RUN_DIR=/tmp/forkyard-run \
     FORKYARD_PIDFILE=/tmp/forkyard-run/server.pid \
@@ -115,19 +139,21 @@ ENV FORKYARD_HOME=/app \
     FORKYARD_LISTEN_HOST=0.0.0.0 \
     FORKYARD_PORT=8080 \
     FORKYARD_BIND=unix:/tmp/forkyard-run/server.sock \
-    FORKYARD_READY_CHECKS=workers,push,supervisor \
-    FORKYARD_APP=/app/example/app.mjs
+    FORKYARD_READY_CHECKS=workers,push,supervisor
 
-USER 10001:10001
+# No USER: the container starts as root so that the entrypoint can hand a root-owned ./logs or
+# ./data to FORKYARD_UID:FORKYARD_GID (10001:10001), then drops to that user for good before
+# anything else runs; compose gives it only CHOWN, SETUID and SETGID for that.
 EXPOSE 8080
 # supervisord stops every program gracefully on TERM (the server drains for up to its stopwaitsecs,
 # 40 s); compose's stop_grace_period (45 s) is longer.
 STOPSIGNAL SIGTERM
 # Ready means every component: nginx, the workers, push, the bridge and supervisord's programs.
-# Node's fetch, no curl in the image.
-HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["node", "-e", "fetch('http://127.0.0.1:8080/readyz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"]
-# The entrypoint exports the settings of /app/.env that supervisord.conf itself uses (FORKYARD_APP;
-# see server/stack/docker.ts), creates the run directory, then execs supervisord as PID 1.
-ENTRYPOINT ["/bin/sh", "-c", "set -eu; if [ -f /app/.env ]; then settings=$(node /app/dist/stack/docker.js env /app/.env /app/supervisor/supervisord.conf); eval \"$settings\"; fi; mkdir -p -m 0700 \"$FORKYARD_RUN_DIR\"; exec \"$@\"", "forkyard-entrypoint"]
-CMD ["supervisord", "-n", "-c", "/app/supervisor/supervisord.conf"]
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 CMD ["/app/docker/healthcheck.sh"]
+# docker/entrypoint.sh: ownership of logs/ and data/, the drop to the stack's user, .env readable,
+# `forkyard check` (a bad setting stops the container with its reason as its first output), the run
+# directory, then exec supervisord as PID 1. `-e debug`: supervisord copies what a program prints
+# (a crash, a refused setting at start) into its own output, i.e. `docker compose logs`; each
+# program's JSON log still goes to its own file in ./logs.
+ENTRYPOINT ["/app/docker/entrypoint.sh"]
+CMD ["supervisord", "-n", "-c", "/app/supervisor/supervisord.conf", "-e", "debug"]

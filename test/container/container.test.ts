@@ -1,32 +1,68 @@
 /**
- * The stack in its container, end to end (`make test-container`: test/container/run.sh provides
- * the engine, the base image and the built image first). `forkyard up` through Docker Compose on
- * a free port with its own .env and log directory, then through the published port on 127.0.0.1:
- * health and readiness, an app request, a WebSocket message published by a worker, kill -9 of
- * each of nginx, server, push and bridge inside the container (readiness red, then green), the
- * JSON logs on the host with one request id in nginx.log and server.log, the hardening (non-root,
- * read-only root, no capabilities, no-new-privileges, 45 s grace), orphans reaped by supervisord
- * as PID 1, an edit of the bind-mounted .env applied live, `forkyard reload` and `ps` into the
- * container, and `forkyard down` leaving nothing.
- * On failure it prints the container's output and the .stdio files.
+ * The stack in its container, end to end, started the way users start it (`make test-container`:
+ * test/container/run.sh provides the engine, the base image and a first build). Every case works
+ * on a fresh `git clone` of this repository (its committed HEAD) in a temporary directory, with a
+ * free port and its own compose project:
+ *
+ * - `make up` as root with no .env: .env created (readable by the container's group, not by
+ *   others), the container built, started and waited for; then through the published port on
+ *   127.0.0.1: health and readiness, an app request (a pipeline runs to done), a WebSocket message
+ *   published by a worker, kill -9 of each of nginx, server, push and bridge inside the container
+ *   (readiness red, then green), the JSON logs on the host with one request id in nginx.log and
+ *   server.log, the hardening (started as root with CHOWN/SETUID/SETGID only, every process of the
+ *   stack non-root with no capability, read-only root, no-new-privileges, 45 s grace), orphans
+ *   reaped by supervisord as PID 1, an edit of the bind-mounted .env applied live, `make status`
+ *   and `make reload` into the container, a bad value written into the running stack's .env shown
+ *   in `docker compose logs` when a program restarts, `make up` on the running container refusing
+ *   a .env that only the container can judge (FORKYARD_APP outside the image), and `make down`
+ *   leaving nothing.
+ * - A bad value in .env: `make up` fails fast with the key and the value in its output, whether
+ *   the host sees it (nothing is started) or only the container does (FORKYARD_APP outside the
+ *   image: the entrypoint's `forkyard check` refuses it, `make up` stops at the first restart and
+ *   `docker compose logs` shows the same reason).
+ * - `cp .env.example .env` and plain `docker compose up -d --build` (or docker-compose), no make:
+ *   Docker creates ./logs as root, the entrypoint hands it to uid 10001; healthy, the app answers,
+ *   the port is published on 127.0.0.1 only; `down` leaves nothing.
+ *
+ * On failure it prints the container's output, its state and the .stdio files, and keeps the
+ * temporary directory (named); after a pass it removes it. Phase timings are printed at the end.
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { containerGid, containerLayout, containerUid, probe } from '../../server/stack/docker.js'
+import { containerGid, containerLayout, containerUid, findCompose, probe } from '../../server/stack/docker.js'
 import { connect } from '../helpers/push.js'
-import { bin, freePort, root, sleep, tempDir, until } from '../helpers/server.js'
+import { freePort, root, sleep, tempDir, until } from '../helpers/server.js'
 
 interface Run {
   status: number | null
   out: string
 }
 
-function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Run {
-  const r = spawnSync(cmd, args, { env, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 })
+function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000, cwd?: string): Run {
+  const r = spawnSync(cmd, args, { env, cwd, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 })
   return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error !== undefined ? `\n${r.error.message}` : ''}` }
+}
+
+const asRoot = process.getuid?.() === 0
+/** The uid:gid the stack runs as in the container: the image's user under root, else the caller. */
+const stackUser = asRoot ? `${containerUid}:${containerGid}` : `${process.getuid?.()}:${process.getgid?.()}`
+
+/** The environment a user's shell would have: nothing of this test run's make, compose or forkyard settings. */
+function userEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) if (!/^(FORKYARD_|COMPOSE_|MAKE|MFLAGS$)/.test(k)) env[k] = v
+  return { ...env, DOCKER_BUILDKIT: '0', COMPOSE_DOCKER_CLI_BUILD: '0', ...extra }
+}
+
+/** A fresh clone of this repository's committed HEAD, as a user gets it. */
+function cloneKit(dir: string): string {
+  const kit = join(dir, 'kit')
+  const r = sh('git', ['clone', '--quiet', root, kit], process.env, 120_000)
+  assert.equal(r.status, 0, `git clone ${root}: ${r.out}`)
+  return kit
 }
 
 /** Through probe(): a fetch bounded by AbortSignal.timeout can hang forever on Docker's port proxy. */
@@ -45,7 +81,7 @@ async function readyz(url: string): Promise<{ status: number; body: { ready?: bo
   }
 }
 
-/** pid, state and parent pid of every process in the container, from /proc (no ps in the image). */
+/** pid, state and parent pid of every process in the container, from /proc. */
 interface Proc {
   pid: number
   comm: string
@@ -82,50 +118,26 @@ function logLines(dir: string, svc: string): Record<string, unknown>[] {
   return out
 }
 
-test('the Dockerfile header lists every variable of .env.example', () => {
-  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8')
-  const header = dockerfile.slice(0, dockerfile.indexOf('\nFROM '))
-  const names = [...readFileSync(join(root, '.env.example'), 'utf8').matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!)
-  assert.ok(names.length > 0)
-  assert.deepEqual(names.filter((n) => !new RegExp(`^#\\s+${n}=`, 'm').test(header)), [], 'variables missing from the Dockerfile header')
-})
+/** Sets KEY=value in a .env in place (same inode: the container's single-file bind mount follows it). */
+function setDotenv(file: string, key: string, value: string): void {
+  const text = readFileSync(file, 'utf8')
+  const re = new RegExp(`^${key}=.*$`, 'm')
+  writeFileSync(file, re.test(text) ? text.replace(re, `${key}=${value}`) : `${text}\n${key}=${value}\n`)
+}
 
-test('the stack in a container: up through Compose, requests, WebSocket, kill -9 of each process, logs, non-root, zombies reaped, down', { timeout: 15 * 60_000 }, async (t: TestContext) => {
-  const dir = tempDir('fy-container-')
-  const logDir = join(dir, 'logs')
-  const dataDir = join(dir, 'data')
-  mkdirSync(logDir)
-  const port = await freePort()
-  const project = `fytest${process.pid}`
-  // The test's own .env: .env.example with a smaller stack and quicker signals.
-  const settings: Record<string, string> = { FORKYARD_WORKERS: '2', FORKYARD_GRACEFUL_TIMEOUT: '10s', FORKYARD_PUSH_HEARTBEAT_STALE: '2s' }
-  let dotenv = readFileSync(join(root, '.env.example'), 'utf8')
-  for (const [k, v] of Object.entries(settings)) dotenv = dotenv.replace(new RegExp(`^${k}=.*$`, 'm'), `${k}=${v}`)
-  const envFile = join(dir, '.env')
-  writeFileSync(envFile, dotenv)
-
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/tmp',
-    ...(process.env.DOCKER_HOST !== undefined ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
-    COMPOSE_PROJECT_NAME: project,
-    DOCKER_BUILDKIT: '0',
-    COMPOSE_DOCKER_CLI_BUILD: '0',
-    FORKYARD_DOCKER: '1',
-    FORKYARD_PORT: String(port),
-    FORKYARD_LOG_DIR: logDir,
-    FORKYARD_HOST_DATA_DIR: dataDir,
-  }
-  const cli = (args: string[], timeoutMs = 120_000): Run => sh(process.execPath, [bin, ...args, '--env-file', envFile], { ...env }, timeoutMs)
-  const docker = (args: string[], timeoutMs = 60_000): Run => sh('docker', args, env, timeoutMs)
-  const projectFilter = ['--filter', `label=com.docker.compose.project=${project}`]
-  const url = (path: string): string => `http://127.0.0.1:${port}${path}`
-  let id = ''
-  const exec = (script: string): Run => docker(['exec', id, 'sh', '-c', script])
-
+/**
+ * One end-to-end case: named steps (after a failed step the rest report "skipped"), the phase
+ * timings, and the clean-up: no container of the project left behind; the temporary directory
+ * removed after a pass, kept and named after a failure, with the container's output printed.
+ */
+function scenario(t: TestContext, name: string, project: string, dir: string, logDir: () => string, down: () => void) {
   let failed = false
-  const step = async (name: string, fn: () => Promise<void> | void): Promise<void> => {
-    await t.test(name, async () => {
+  const timings: string[] = []
+  const docker = (args: string[], timeoutMs = 60_000): Run => sh('docker', args, process.env, timeoutMs)
+  const projectFilter = ['--filter', `label=com.docker.compose.project=${project}`]
+  const step = async (title: string, fn: () => Promise<void> | void): Promise<void> => {
+    const started = Date.now()
+    await t.test(title, async () => {
       if (failed) return assert.fail('skipped: an earlier step failed')
       try {
         await fn()
@@ -134,55 +146,110 @@ test('the stack in a container: up through Compose, requests, WebSocket, kill -9
         throw err
       }
     })
+    timings.push(`${name}: ${title.slice(0, 70)}: ${((Date.now() - started) / 1000).toFixed(1)} s`)
   }
-
   t.after(() => {
     if (failed) {
-      const target = id !== '' ? id : `${project}_app_1`
-      process.stderr.write(`\n--- docker logs ${target} ---\n${docker(['logs', '--tail', '200', target]).out}\n`)
-      process.stderr.write(`--- docker inspect State ---\n${docker(['inspect', '-f', '{{json .State}}', target]).out}\n`)
-      if (existsSync(logDir)) {
-        for (const f of readdirSync(logDir).filter((f) => f.endsWith('.stdio'))) {
-          process.stderr.write(`--- ${f} ---\n${readFileSync(join(logDir, f), 'utf8').slice(-4000)}\n`)
+      for (const id of docker(['ps', '-a', '-q', ...projectFilter]).out.trim().split('\n').filter((l) => l !== '')) {
+        process.stderr.write(`\n--- docker logs ${id} ---\n${docker(['logs', '--tail', '200', id]).out}\n`)
+        process.stderr.write(`--- docker inspect State ---\n${docker(['inspect', '-f', '{{json .State}}', id]).out}\n`)
+      }
+      const logs = logDir()
+      if (existsSync(logs)) {
+        for (const f of readdirSync(logs).filter((f) => f.endsWith('.stdio'))) {
+          process.stderr.write(`--- ${f} ---\n${readFileSync(join(logs, f), 'utf8').slice(-4000)}\n`)
         }
       }
     }
     // Whatever happened: no container of this project left behind.
     const left = docker(['ps', '-a', '-q', ...projectFilter]).out.trim()
     if (left !== '') {
-      const down = cli(['down'], 120_000)
-      if (down.status !== 0) docker(['rm', '-f', ...left.split('\n')])
+      down()
+      const still = docker(['ps', '-a', '-q', ...projectFilter]).out.trim()
+      if (still !== '') docker(['rm', '-f', ...still.split('\n')])
+      docker(['network', 'prune', '-f', '--filter', `label=com.docker.compose.project=${project}`])
     }
-    // The .env, logs and data stay for a look after a failure.
-    if (failed) process.stderr.write(`the test's .env, logs and data: ${dir}\n`)
+    for (const line of timings) t.diagnostic(`[timing] ${line}`)
+    const work = process.env.FORKYARD_CONTAINER_WORK
+    if (work !== undefined && existsSync(work)) appendFileSync(join(work, 'timings.txt'), timings.map((l) => `test-container: [timing]   ${l}\n`).join(''))
+    if (failed) process.stderr.write(`${name}: the clone, its .env, logs and data are kept in ${dir}\n`)
     else rmSync(dir, { recursive: true, force: true })
   })
+  return { step, docker, projectFilter, failed: () => failed }
+}
 
-  await step('forkyard up builds and starts the container through Compose, and waits until ready', () => {
+test('the Dockerfile header lists every variable of .env.example', () => {
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8')
+  const header = dockerfile.slice(0, dockerfile.indexOf('\nFROM '))
+  const names = [...readFileSync(join(root, '.env.example'), 'utf8').matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!)
+  assert.ok(names.length > 0)
+  assert.deepEqual(names.filter((n) => !new RegExp(`^#\\s+${n}=`, 'm').test(header)), [], 'variables missing from the Dockerfile header')
+})
+
+test('make up on a fresh clone: .env created, the container healthy and hardened, requests, kill -9, logs, non-root, live .env, bad values, make down', { timeout: 20 * 60_000 }, async (t: TestContext) => {
+  const dir = tempDir('fy-container-')
+  const kit = cloneKit(dir)
+  const logDir = join(kit, 'logs')
+  const envFile = join(kit, '.env')
+  const port = await freePort()
+  const project = `fyup${process.pid}`
+  // What a user types, plus a free port and a project of its own (so that nothing else on the
+  // machine is touched); FORKYARD_DOCKER=1 so that a missing engine fails instead of going native.
+  const env = userEnv({ COMPOSE_PROJECT_NAME: project, FORKYARD_PORT: String(port), FORKYARD_DOCKER: '1' })
+  const make = (target: string, timeoutMs = 120_000): Run => sh('make', ['--no-print-directory', target], env, timeoutMs, kit)
+  const compose = findCompose(env)
+  assert.ok(compose !== null, 'a compose command answers')
+  const composeLogs = (): string => sh(compose[0]!, [...compose.slice(1), '-p', project, 'logs', '--no-color'], env, 60_000, kit).out
+  const { step, docker, projectFilter } = scenario(t, 'make up', project, dir, () => logDir, () => void make('down', 180_000))
+  const url = (path: string): string => `http://127.0.0.1:${port}${path}`
+  const [uid, gid] = stackUser.split(':')
+  let id = ''
+  const exec = (script: string): Run => docker(['exec', '-u', stackUser, id, 'sh', '-c', script])
+  const uncommitted = sh('git', ['status', '--porcelain', '--untracked-files=no'], process.env, 30_000, root).out.trim()
+  if (uncommitted !== '') t.diagnostic(`uncommitted changes in ${root} are not in the clone (it tests HEAD)`)
+
+  await step('make up with no .env: creates it, builds and starts the container through Compose, waits until ready', () => {
+    assert.ok(!existsSync(envFile), 'a fresh clone has no .env')
     const started = Date.now()
-    const up = cli(['up'], 14 * 60_000)
-    assert.equal(up.status, 0, `forkyard up failed:\n${up.out.slice(-6000)}`)
-    assert.match(up.out, /ready \(container\): http:\/\/127\.0\.0\.1:\d+\//, up.out.slice(-2000))
+    const up = make('up', 14 * 60_000)
+    assert.equal(up.status, 0, `make up failed:\n${up.out.slice(-6000)}`)
+    assert.match(up.out, /created .*\.env from \.env\.example/, up.out.slice(-3000))
+    assert.match(up.out, new RegExp(`ready \\(container\\): http://127\\.0\\.0\\.1:${port}/`), up.out.slice(-2000))
+    const st = statSync(envFile)
+    if (asRoot) {
+      // Readable by the container's user through its group; never by others (it holds the push secret).
+      assert.match(up.out, new RegExp(`group ${containerGid} .* may read it now`), up.out.slice(-3000))
+      assert.equal(st.mode & 0o777, 0o640, `.env mode ${(st.mode & 0o777).toString(8)}`)
+      assert.equal(st.gid, containerGid)
+    } else {
+      assert.equal(st.mode & 0o007, 0, '.env not world-readable')
+    }
     id = docker(['ps', '-q', ...projectFilter]).out.trim()
     assert.match(id, /^[0-9a-f]{12}$/, `one running container of project ${project}`)
-    process.stdout.write(`# forkyard up (compose up --build, cached image) ready in ${((Date.now() - started) / 1000).toFixed(1)} s\n`)
+    t.diagnostic(`make up on a fresh clone (npm ci, build, compose up --build, ready) took ${((Date.now() - started) / 1000).toFixed(1)} s`)
   })
 
-  await step('the container is hardened as docker-compose.yml and the Dockerfile say', () => {
-    const inspect = JSON.parse(docker(['inspect', id]).out) as [{ Config: { Env: string[]; User: string; StopTimeout?: number; StopSignal?: string; Healthcheck?: { Test: string[] } }; HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] | null; SecurityOpt: string[] | null; Tmpfs: Record<string, string> | null; RestartPolicy: { Name: string } } }]
-    const { Config: c, HostConfig: h } = inspect[0]
+  await step('the container is hardened as docker-compose.yml and the Dockerfile say; the port is published on 127.0.0.1 only', () => {
+    type Inspect = [{ Config: { Env: string[]; User: string; StopTimeout?: number; StopSignal?: string; Healthcheck?: { Test: string[] } }; HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] | null; CapAdd: string[] | null; SecurityOpt: string[] | null; Tmpfs: Record<string, string> | null; RestartPolicy: { Name: string }; PortBindings: Record<string, { HostIp: string; HostPort: string }[]> } }]
+    const { Config: c, HostConfig: h } = (JSON.parse(docker(['inspect', id]).out) as Inspect)[0]
     const envKeys = new Set(c.Env.map((e) => e.slice(0, e.indexOf('='))))
     for (const k of containerLayout) assert.ok(envKeys.has(k), `the image sets ${k} (server/stack/docker.ts containerLayout)`)
     assert.ok(c.Env.includes('FORKYARD_READY_CHECKS=workers,push,supervisor'))
-    assert.equal(c.User, `${containerUid}:${containerGid}`)
+    assert.ok(c.Env.includes('NODE_ENV=production'))
+    assert.ok(!envKeys.has('FORKYARD_APP'), 'FORKYARD_APP comes from .env, the image does not pin it')
+    // Started as root (the entrypoint drops to the stack's user), or as the caller when not root.
+    assert.equal(c.User, asRoot ? '0:0' : stackUser)
+    assert.ok(c.Env.includes(`FORKYARD_UID=${uid}`) && c.Env.includes(`FORKYARD_GID=${gid}`), c.Env.join(' '))
     assert.equal(c.StopTimeout, 45, 'stop_grace_period 45s')
     assert.equal(c.StopSignal, 'SIGTERM')
-    assert.ok(c.Healthcheck?.Test.join(' ').includes('/readyz'), JSON.stringify(c.Healthcheck))
+    assert.ok(c.Healthcheck?.Test.join(' ').includes('/app/docker/healthcheck.sh'), JSON.stringify(c.Healthcheck))
     assert.equal(h.ReadonlyRootfs, true)
     assert.deepEqual(h.CapDrop, ['ALL'])
+    assert.deepEqual((h.CapAdd ?? []).map((cap) => cap.replace(/^CAP_/, '')).sort(), ['CHOWN', 'SETGID', 'SETUID'])
     assert.deepEqual(h.SecurityOpt, ['no-new-privileges:true'])
     assert.ok(h.Tmpfs !== null && '/tmp' in h.Tmpfs, JSON.stringify(h.Tmpfs))
     assert.equal(h.RestartPolicy.Name, 'unless-stopped')
+    assert.deepEqual(h.PortBindings['8080/tcp'], [{ HostIp: '127.0.0.1', HostPort: String(port) }])
   })
 
   await step('the health check turns healthy', async () => {
@@ -190,18 +257,24 @@ test('the stack in a container: up through Compose, requests, WebSocket, kill -9
   })
 
   let reqId = ''
-  let helloId = ''
-  await step('/healthz, /readyz with every component, the app, and a WebSocket message published by a worker', async () => {
+  let pageId = ''
+  await step('/healthz, /readyz with every component, the page, a pipeline run to done, a WebSocket message published by a worker', async () => {
     assert.equal((await fetch(url('/healthz'))).status, 200)
     const ready = await readyz(url('/readyz'))
     assert.equal(ready.status, 200, JSON.stringify(ready.body))
     const components = ready.body.components ?? {}
     for (const c of ['workers', 'push', 'bridge', 'supervisor', 'config']) assert.equal(components[c]?.ok, true, `${c} ready: ${JSON.stringify(components)}`)
-    // The page at / (whatever the example app and nginx make of it).
-    const hello = await fetch(url('/'))
-    assert.equal(hello.status, 200, await hello.text())
-    helloId = hello.headers.get('x-request-id') ?? ''
-    assert.match(helloId, /^[0-9a-f]{32}$/)
+    // The page (whatever the example app and nginx make of /).
+    const page = await fetch(url('/'))
+    assert.equal(page.status, 200, await page.text())
+    // The example app's own API: the task runs in the jobs process, its queue on the ./data mount.
+    const created = await fetch(url('/api/pipelines'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'container', steps: [{ name: 'a', kind: 'sleep', ms: 50 }] }) })
+    const body = (await created.json()) as { id?: string; token?: string | null }
+    assert.equal(created.status, 202, JSON.stringify(body))
+    pageId = created.headers.get('x-request-id') ?? ''
+    assert.match(pageId, /^[0-9a-f]{32}$/)
+    assert.ok(typeof body.token === 'string' && body.token !== '', 'make up gave .env a push secret: the 202 carries a token')
+    await until('pipeline done', async () => ((await (await fetch(url(`/api/pipelines/${body.id}`))).json()) as { state?: string }).state === 'done', 30_000, 250)
 
     const client = connect(`ws://127.0.0.1:${port}/ws`)
     try {
@@ -219,11 +292,12 @@ test('the stack in a container: up through Compose, requests, WebSocket, kill -9
     }
   })
 
-  await step('kill -9 of each of nginx, server, push, bridge inside the container: readiness red, then green', async () => {
-    const programPid = (name: string): number | null => {
-      const m = /RUNNING\s+pid (\d+)/.exec(exec(`supervisorctl -c /app/supervisor/supervisord.conf status ${name}`).out)
-      return m === null ? null : Number(m[1])
-    }
+  const programPid = (name: string): number | null => {
+    const m = /RUNNING\s+pid (\d+)/.exec(exec(`supervisorctl -c /app/supervisor/supervisord.conf status ${name}`).out)
+    return m === null ? null : Number(m[1])
+  }
+
+  await step('kill -9 (the kill binary, through docker exec) of each of nginx, server, push, bridge: readiness red, then green', async () => {
     const nginxPid = (): number | null => {
       const n = Number(exec('cat /tmp/forkyard-run/nginx.pid').out.trim())
       return Number.isInteger(n) && n > 0 ? n : null
@@ -237,7 +311,7 @@ test('the stack in a container: up through Compose, requests, WebSocket, kill -9
     for (const [name, pidOf] of victims) {
       const pid = pidOf()
       assert.ok(pid !== null, `${name} pid`)
-      const killed = exec(`kill -9 ${pid}`)
+      const killed = docker(['exec', '-u', stackUser, id, 'kill', '-9', String(pid)])
       assert.equal(killed.status, 0, `kill -9 ${pid} (${name}): ${killed.out}`)
       await until(`${name}: readiness red`, async () => (await readyz(url('/readyz'))).status !== 200, 15_000, 20)
       await until(`${name}: readiness green again`, async () => (await readyz(url('/readyz'))).status === 200, 90_000, 250)
@@ -248,9 +322,9 @@ test('the stack in a container: up through Compose, requests, WebSocket, kill -9
 
   await step('the JSON logs on the host: every line parses, one request id in nginx.log and server.log', async () => {
     assert.ok(reqId !== '')
-    const traced = async (svc: string): Promise<boolean> => logLines(logDir, svc).some((l) => l.reqId === reqId)
-    await until('request id in nginx.log and server.log', async () => (await traced('nginx')) && (await traced('server')), 15_000, 200)
-    assert.ok(logLines(logDir, 'nginx').some((l) => l.reqId === helloId), `GET / (${helloId}) in nginx.log`)
+    const traced = (svc: string): boolean => logLines(logDir, svc).some((l) => l.reqId === reqId)
+    await until('request id in nginx.log and server.log', () => traced('nginx') && traced('server'), 15_000, 200)
+    assert.ok(logLines(logDir, 'nginx').some((l) => l.reqId === pageId), `POST /api/pipelines (${pageId}) in nginx.log`)
     const served = logLines(logDir, 'server').find((l) => l.reqId === reqId && l.msg === 'request')
     assert.equal(served?.status, 202, `POST /api/notify (${reqId}) has its access line in server.log`)
     for (const svc of ['nginx', 'server', 'push', 'bridge']) {
@@ -265,17 +339,33 @@ test('the stack in a container: up through Compose, requests, WebSocket, kill -9
     const nginxAccess = logLines(logDir, 'nginx').find((l) => l.reqId === reqId && l.msg === 'request')
     assert.equal(nginxAccess?.path, '/api/notify')
     assert.equal(nginxAccess?.status, 202)
+    for (const f of readdirSync(logDir)) assert.equal(`${statSync(join(logDir, f)).uid}`, uid, `${f} belongs to the stack's user`)
   })
 
-  await step('every process runs as the non-root container user', () => {
-    const ids = exec('id -u; id -g').out.trim().split('\n')
-    assert.deepEqual(ids, [String(containerUid), String(containerGid)])
-    const status = exec('for f in /proc/[0-9]*/status; do grep -H "^Uid:" "$f" 2>/dev/null; done')
-    assert.equal(status.status, 0, status.out)
-    const uids = status.out.trim().split('\n').map((l) => l.split(/\s+/).slice(1, 5))
-    assert.ok(uids.length >= 8, status.out)
-    for (const u of uids) assert.deepEqual(u, Array(4).fill(String(containerUid)), status.out)
+  await step('every process of the stack (PID 1 and its descendants) runs as the non-root user, with no capability', () => {
+    // pid, ppid, real/effective/saved/fs uid, permitted/effective/ambient capabilities of each process.
+    const r = exec('for d in /proc/[0-9]*; do s=$(cat "$d/status" 2>/dev/null) || continue; printf "%s %s %s %s %s %s\\n" "${d#/proc/}" "$(echo "$s" | sed -n "s/^PPid:\\t//p")" "$(echo "$s" | sed -n "s/^Uid:\\t//p" | tr "\\t" ",")" "$(echo "$s" | sed -n "s/^CapPrm:\\t//p")" "$(echo "$s" | sed -n "s/^CapEff:\\t//p")" "$(echo "$s" | sed -n "s/^CapAmb:\\t//p")"; done')
+    assert.equal(r.status, 0, r.out)
+    const procs = r.out.trim().split('\n').map((l) => l.split(' ')).map(([pid, ppid, uids, prm, eff, amb]) => ({ pid: Number(pid), ppid: Number(ppid), uids: uids ?? '', caps: [prm, eff, amb] }))
+    // The stack: PID 1 and every descendant (docker exec and health-check processes have parent 0).
+    const stack = new Set([1])
+    for (let grew = true, n = 0; grew && n < 100; n++) {
+      grew = false
+      for (const p of procs) {
+        if (!stack.has(p.pid) && stack.has(p.ppid)) {
+          stack.add(p.pid)
+          grew = true
+        }
+      }
+    }
+    const members = procs.filter((p) => stack.has(p.pid))
+    assert.ok(members.length >= 8, `supervisord, 4 programs, nginx master and worker, server workers, jobs: ${r.out}`)
+    for (const p of members) {
+      assert.equal(p.uids, Array(4).fill(uid).join(','), `pid ${p.pid}: ${r.out}`)
+      assert.deepEqual(p.caps, Array(3).fill('0000000000000000'), `pid ${p.pid} has no capability: ${r.out}`)
+    }
     assert.match(exec('tr "\\0" " " < /proc/1/cmdline').out, /supervisord -n -c \/app\/supervisor\/supervisord\.conf/, 'supervisord is PID 1')
+    assert.match(exec('ps -o user= -p 1').out.trim(), asRoot ? /^forkyard$/ : /^\S+$/, 'ps (procps) is in the image')
   })
 
   await step('orphans are reparented to supervisord (PID 1) and reaped: no zombie remains', async () => {
@@ -295,29 +385,146 @@ test('the stack in a container: up through Compose, requests, WebSocket, kill -9
   })
 
   await step('an edit of the bind-mounted .env reaches the running stack', async () => {
-    // Written in place (same inode): a single-file bind mount does not follow a replaced file.
-    writeFileSync(envFile, readFileSync(envFile, 'utf8').replace(/^FORKYARD_LOG_LEVEL=.*$/m, 'FORKYARD_LOG_LEVEL=debug'))
+    setDotenv(envFile, 'FORKYARD_LOG_LEVEL', 'debug')
     assert.match(exec('grep "^FORKYARD_LOG_LEVEL=" /app/.env').out, /=debug/)
     const applied = (svc: string): boolean => logLines(logDir, svc).some((l) => l.msg === 'config applied' && JSON.stringify(l.changed ?? '').includes('FORKYARD_LOG_LEVEL'))
     await until('config applied in server, push and bridge', () => ['server', 'push', 'bridge'].every(applied), 20_000, 200)
   })
 
-  await step('forkyard ps and reload reach the container', () => {
-    const ps = cli(['ps'])
+  await step('make status and make reload reach the container', () => {
+    const ps = make('status')
     assert.equal(ps.status, 0, ps.out)
     for (const name of ['bridge', 'nginx', 'push', 'server']) assert.match(ps.out, new RegExp(`${name}\\s+RUNNING`), ps.out)
-    assert.match(ps.out, /2\/2 workers ready/, ps.out)
-    const reload = cli(['reload'], 5 * 60_000)
+    assert.match(ps.out, /(\d+)\/\1 workers ready/, ps.out)
+    const reload = make('reload', 5 * 60_000)
     assert.equal(reload.status, 0, reload.out)
     assert.match(reload.out, /reload complete/)
   })
 
-  await step('forkyard down stops the container gracefully and leaves nothing', () => {
-    const down = cli(['down'], 120_000)
+  await step('a bad value written into the running stack\'s .env: refused live, and its reason in `docker compose logs` when a program restarts', async () => {
+    const good = readFileSync(envFile, 'utf8')
+    setDotenv(envFile, 'FORKYARD_WORKERS', 'lots')
+    try {
+      await until('server.log: config change refused', () => logLines(logDir, 'server').some((l) => typeof l.msg === 'string' && l.msg.includes('refused') && l.msg.includes('"lots"')), 20_000, 200)
+      const pid = programPid('server')
+      assert.ok(pid !== null)
+      assert.equal(docker(['exec', '-u', stackUser, id, 'kill', '-9', String(pid)]).status, 0)
+      // The restarted server reads the bad .env and exits 2: supervisord copies its reason out.
+      await until('the reason in docker compose logs', () => /forkyard: Expected FORKYARD_WORKERS .*"lots"/.test(composeLogs()), 30_000, 500)
+    } finally {
+      writeFileSync(envFile, good)
+    }
+    await until('readiness green again with the good .env', async () => (await readyz(url('/readyz'))).status === 200, 90_000, 250)
+  })
+
+  await step('make up on the running container checks .env as the container sees it: a bad FORKYARD_APP fails it (exit 2), the stack keeps serving', async () => {
+    const good = readFileSync(envFile, 'utf8')
+    setDotenv(envFile, 'FORKYARD_APP', '/srv/myapp/app.mjs')
+    let up: Run
+    try {
+      up = make('up', 5 * 60_000)
+    } finally {
+      writeFileSync(envFile, good)
+    }
+    assert.notEqual(up.status, 0, up.out)
+    assert.match(up.out, /Error 2/, 'exit code 2: bad settings')
+    assert.match(up.out, new RegExp(`forkyard: Expected FORKYARD_APP .*/srv/myapp/app\\.mjs.* in ${envFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), up.out.slice(-3000))
+    assert.equal((await readyz(url('/readyz'))).status, 200, 'the running stack is untouched')
+  })
+
+  await step('make down stops the container gracefully and leaves nothing', () => {
+    const down = make('down', 180_000)
     assert.equal(down.status, 0, down.out)
     assert.equal(docker(['ps', '-a', '-q', ...projectFilter]).out.trim(), '', 'no container left')
     assert.equal(docker(['network', 'ls', '-q', ...projectFilter]).out.trim(), '', 'no network left')
     const stopped = readFileSync(join(logDir, 'supervisord.stdio'), 'utf8')
     for (const name of ['nginx', 'server', 'push', 'bridge']) assert.match(stopped, new RegExp(`stopped: ${name} \\(exit status 0\\)`), `${name} stopped cleanly`)
+  })
+
+  const good = readFileSync(envFile, 'utf8')
+  await step('a bad value the host sees: make up fails at once with the key and the value, and starts nothing', () => {
+    setDotenv(envFile, 'FORKYARD_WORKERS', 'lots')
+    const started = Date.now()
+    const up = make('up', 120_000)
+    writeFileSync(envFile, good)
+    assert.notEqual(up.status, 0, up.out)
+    assert.match(up.out, /forkyard: .*FORKYARD_WORKERS.*"lots"/, up.out.slice(-3000))
+    assert.equal(docker(['ps', '-a', '-q', ...projectFilter]).out.trim(), '', 'no container')
+    t.diagnostic(`make up refused FORKYARD_WORKERS=lots in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+  })
+
+  await step('a bad value only the container sees (FORKYARD_APP outside the image): make up fails fast, the reason first, and docker compose logs shows it', () => {
+    setDotenv(envFile, 'FORKYARD_APP', '/srv/myapp/app.mjs')
+    const started = Date.now()
+    const up = make('up', 5 * 60_000)
+    const took = (Date.now() - started) / 1000
+    writeFileSync(envFile, good)
+    assert.notEqual(up.status, 0, up.out)
+    assert.match(up.out, /Error 2/, 'exit code 2: bad settings')
+    assert.ok(took < 90, `failed within 90 s, not after the 180 s readiness wait: ${took.toFixed(1)} s`)
+    // The first line of the failure is the reason, naming the key and the value.
+    const failure = up.out.slice(up.out.indexOf('forkyard: Expected'))
+    assert.match(failure.split('\n')[0] ?? '', /^forkyard: Expected FORKYARD_APP .*\/srv\/myapp\/app\.mjs/, up.out.slice(-4000))
+    assert.match(failure, /stopped before it was ready/, up.out.slice(-4000))
+    assert.match(composeLogs(), /forkyard: Expected FORKYARD_APP .*\/srv\/myapp\/app\.mjs/)
+    assert.equal(docker(['ps', '-q', ...projectFilter]).out.trim(), '', 'the container was stopped, not left restarting')
+    t.diagnostic(`make up reported the container's refusal in ${took.toFixed(1)} s`)
+    const down = make('down', 180_000)
+    assert.equal(down.status, 0, down.out)
+    assert.equal(docker(['ps', '-a', '-q', ...projectFilter]).out.trim(), '', 'no container left')
+  })
+})
+
+test('plain docker compose on a fresh clone: cp .env.example .env, up -d --build, no make; then down', { timeout: 10 * 60_000 }, async (t: TestContext) => {
+  const dir = tempDir('fy-compose-')
+  const kit = cloneKit(dir)
+  const logDir = join(kit, 'logs')
+  const port = await freePort()
+  const project = `fycompose${process.pid}`
+  const env = userEnv({ COMPOSE_PROJECT_NAME: project, FORKYARD_PORT: String(port) })
+  const compose = findCompose(env)
+  assert.ok(compose !== null, 'a compose command answers')
+  const run = (args: string[], timeoutMs = 120_000): Run => sh(compose[0]!, [...compose.slice(1), ...args], env, timeoutMs, kit)
+  const { step, docker, projectFilter } = scenario(t, 'compose', project, dir, () => logDir, () => void run(['down'], 180_000))
+  const url = (path: string): string => `http://127.0.0.1:${port}${path}`
+  let id = ''
+
+  await step(`cp .env.example .env; ${compose.join(' ')} up -d --build`, () => {
+    copyFileSync(join(kit, '.env.example'), join(kit, '.env'))
+    assert.ok(!existsSync(logDir), 'no ./logs yet: Docker creates it, as root')
+    const up = run(['up', '-d', '--build'], 14 * 60_000)
+    assert.equal(up.status, 0, up.out.slice(-6000))
+    id = docker(['ps', '-q', ...projectFilter]).out.trim()
+    assert.match(id, /^[0-9a-f]{12}$/, `one running container of project ${project}`)
+  })
+
+  await step('the entrypoint hands the root-owned ./logs and ./data to uid 10001 and drops to it; the container turns healthy', async () => {
+    await until('container health "healthy"', () => {
+      const state = docker(['inspect', '-f', '{{.State.Health.Status}} {{.RestartCount}}', id]).out.trim()
+      assert.match(state, / 0$/, `no restart: ${state}`)
+      return state.startsWith('healthy')
+    }, 150_000, 1000)
+    const logs = run(['logs', '--no-color']).out
+    assert.match(logs, /forkyard-entrypoint: \/app\/logs \(owner 0:0\) is not writable by 10001:10001/, logs)
+    assert.match(logs, /forkyard: settings in \/app\/\.env and the environment are valid/, logs)
+    assert.doesNotMatch(logs, /PermissionError|EACCES/, logs)
+    for (const d of ['logs', 'data']) assert.equal(statSync(join(kit, d)).uid, containerUid, `./${d} belongs to uid ${containerUid}`)
+    assert.ok(existsSync(join(logDir, 'supervisord.stdio')))
+  })
+
+  await step('/healthz, /readyz and the app through the port, published on 127.0.0.1 only', async () => {
+    assert.equal((await fetch(url('/healthz'))).status, 200)
+    const ready = await readyz(url('/readyz'))
+    assert.equal(ready.status, 200, JSON.stringify(ready.body))
+    const created = await fetch(url('/api/pipelines'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'compose', steps: [{ name: 'a', kind: 'sleep', ms: 10 }] }) })
+    assert.equal(created.status, 202, await created.text())
+    assert.equal(docker(['port', id, '8080/tcp']).out.trim(), `127.0.0.1:${port}`)
+  })
+
+  await step(`${compose.join(' ')} down leaves nothing`, () => {
+    const down = run(['down'], 180_000)
+    assert.equal(down.status, 0, down.out)
+    assert.equal(docker(['ps', '-a', '-q', ...projectFilter]).out.trim(), '', 'no container left')
+    assert.equal(docker(['network', 'ls', '-q', ...projectFilter]).out.trim(), '', 'no network left')
   })
 })

@@ -4,8 +4,10 @@
 # Docker engine when none answers (on its own socket, so that a native `make up` elsewhere on the
 # machine is not switched to Docker meanwhile; stopped again at the end, by PID), builds a local
 # stand-in for node:24-bookworm-slim when the image is missing (standin-base.sh: no image registry
-# here), builds the real Dockerfile unchanged, then runs test/container/container.test.ts.
-# Prints the time of each phase.
+# here), builds the real Dockerfile unchanged (and prints the image's size: total, base, added),
+# then runs test/container/container.test.ts, which starts the stack from fresh clones of this
+# repository's HEAD the way users do (`make up`; plain `docker compose up`). Prints the time of each
+# phase.
 #
 # Variables: FORKYARD_CONTAINER_WORK (/var/tmp/forkyard-container: dockerd log, base image work),
 # NODE (node), and those of standin-base.sh.
@@ -30,6 +32,7 @@ command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then missing+=(docker-compose); fi
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v git >/dev/null 2>&1 || missing+=(git)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     say "missing ${missing[*]}: install them (Debian: sudo apt-get install -y docker.io docker-compose debootstrap)"
@@ -38,7 +41,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends docker.io docker-compose debootstrap iptables ca-certificates > "$WORK/apt.log" 2>&1 || { tail -n 40 "$WORK/apt.log"; exit 1; }
+  apt-get install -y -qq --no-install-recommends docker.io docker-compose debootstrap git iptables ca-certificates > "$WORK/apt.log" 2>&1 || { tail -n 40 "$WORK/apt.log"; exit 1; }
 fi
 phase tools "$t"
 
@@ -84,7 +87,11 @@ phase "base image" "$t"
 # --- the real image, as `make up` builds it ---------------------------------------------------------
 t=$(date +%s)
 docker build -t forkyard:local . > "$WORK/build.log" 2>&1 || { tail -n 60 "$WORK/build.log"; say "docker build failed (full log: $WORK/build.log)"; exit 1; }
-say "image forkyard:local: $(docker image inspect -f '{{.Id}} {{.Size}} bytes' forkyard:local)"
+mb() { echo "$(( $1 / 1000000 )) MB"; }
+size=$(docker image inspect -f '{{.Size}}' forkyard:local)
+base=$(docker image inspect -f '{{.Size}}' node:24-bookworm-slim)
+say "image forkyard:local $(docker image inspect -f '{{.Id}}' forkyard:local): $(mb "$size") ($size bytes): base node:24-bookworm-slim $(mb "$base"), added $(mb $(( size - base )))"
+docker history --no-trunc --format '{{.Size}}\t{{.CreatedBy}}' forkyard:local | awk -F'\t' '$1 != "0B" { printf "test-container:   %8s  %s\n", $1, substr($2, 1, 90) }'
 phase "image build" "$t"
 
 # --- the end-to-end test -------------------------------------------------------------------------
