@@ -137,6 +137,7 @@ export function ensureDotenv(home: string, dir: string, base: NodeJS.ProcessEnv)
       text = text.replace(/^FORKYARD_APP=.*$/m, `FORKYARD_APP=${app}`).replace(/^FORKYARD_STATIC_DIR=.*$/m, 'FORKYARD_STATIC_DIR=public')
       said.push(`FORKYARD_APP=${app}${existsSync(join(dir, app)) ? '' : ' (no such file yet: write it, or edit FORKYARD_APP)'}, FORKYARD_STATIC_DIR=public`)
     }
+    // 0600: it holds the push secret (with Docker, forkyard up shares it with the container user's group: 0640).
     writeFileSync(target, text, { mode: 0o600 })
     return said
   }
