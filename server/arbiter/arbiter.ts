@@ -24,7 +24,7 @@ import { cpuCount } from '../config/cpus.js'
 import { loadConfig, type ConfigOverrides } from '../config/load.js'
 import { loadStackConfig } from '../config/stack.js'
 import type { ConfigChange, EnvWatcher } from '../config/watch.js'
-import { removePidfile, writePidfile } from './pidfile.js'
+import { removePidfile, writePidfile } from '../process/pidfile.js'
 
 type State = 'booting' | 'ready' | 'draining'
 
