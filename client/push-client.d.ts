@@ -1,10 +1,14 @@
 // Types of push-client.js (plain ESM, no build step) for TypeScript users and the tests.
+// One message as the push server sends it: the bridge's Envelope (server/bridge/wire.ts) with
+// type "message". test/unit/bridge-wire.test.ts fails to type-check when the two differ.
 export interface PushMessage {
   type: 'message'
   channel: string
   offset: number
   epoch: string
   ts: number
+  /** The request that caused the message, when the publisher passed one. */
+  reqId?: string
   data: unknown
 }
 

@@ -15,7 +15,8 @@ import type { ServerConfig } from '../config/schema.js'
 import { ForkyardError, codes, type SerializedError } from '../errors.js'
 import type { LineOutput } from '../log/rotating-file.js'
 import { relayLines } from '../log/relay.js'
-import { LOG_FD, STALL_FD, isWorkerMessage, workerEnv, type ArbiterMessage, type RequestSummary, type StallReport, type WorkerMessage } from '../protocol.js'
+import { plainLine } from '../log/schema.js'
+import { LOG_FD, STALL_FD, isWorkerMessage, workerEnv, type ArbiterMessage, type RequestSummary, type StallReport, type WorkerMessage } from './ipc.js'
 import { prepareBinds } from './binds.js'
 import { publishSockets } from './handover.js'
 import { listenControl, type ControlCommand } from './control.js'
@@ -25,7 +26,7 @@ import { loadConfig, type ConfigOverrides } from '../config/load.js'
 import { loadStackConfig } from '../config/stack.js'
 import { loadLogConfig } from '../config/logging.js'
 import type { ConfigChange, EnvWatcher } from '../config/watch.js'
-import { removePidfile, writePidfile } from './pidfile.js'
+import { removePidfile, writePidfile } from '../process/pidfile.js'
 
 type State = 'booting' | 'ready' | 'draining'
 
@@ -476,8 +477,9 @@ export class Arbiter {
    * (LOG_FD, trusted JSON) into this process's one output, whole lines only.
    */
   private relayChild(child: ChildProcess, who: { pid: number; role: string; worker?: number }): void {
+    const { pid, ...rest } = who
     const wrap = (stream: string) => (line: string): string =>
-      JSON.stringify({ time: new Date().toISOString(), level: stream === 'stderr' ? 'error' : 'info', svc: 'server', ...who, stream, msg: line })
+      JSON.stringify(plainLine('server', pid, stream === 'stderr' ? 'error' : 'info', line, { ...rest, stream }))
     if (child.stdout) relayLines(child.stdout, this.output, { wrap: wrap('stdout') })
     if (child.stderr) relayLines(child.stderr, this.output, { wrap: wrap('stderr') })
     const logs = (child.stdio as unknown[])[LOG_FD] as Readable | null | undefined

@@ -2,6 +2,7 @@
  * The message bridge process: sequences, stores and fans out what app code publishes.
  *   in  (ROUTER): acknowledged, idempotent publish; history and stats requests.
  *   out (XPUB):   every accepted message as [channel, envelope].
+ * The frames are documented in wire.ts.
  * Plain XSUB/XPUB forwarding cannot acknowledge, number or replay, so the publish side is a
  * ROUTER; the fan-out side stays XPUB. Sockets are ipc:// files in a directory only this user can
  * enter (TCP only when FORKYARD_BRIDGE_TCP is set).
@@ -9,10 +10,10 @@
 import { chmodSync, mkdirSync } from 'node:fs'
 import type { Logger } from 'pino'
 import { Router, XPublisher } from 'zeromq'
-import { bridgeEndpoints, type BridgeConfig } from '../config/messaging.js'
+import type { BridgeConfig } from '../config/messaging.js'
 import { History, type Range } from './history.js'
 import { HistoryStore, newEpoch } from './store.js'
-import { CHANNEL, SendQueue, yieldToLoop } from './wire.js'
+import { CHANNEL, SendQueue, bridgeEndpoints, yieldToLoop } from './wire.js'
 
 export interface BridgeCounters {
   received: number
@@ -157,12 +158,12 @@ export class Bridge {
 
   private onHistory(id: Buffer, frames: Buffer[]): void {
     this.counters.historyRequests++
-    const reqId = frames[2]?.toString() ?? ''
+    const callId = frames[2]?.toString() ?? ''
     const channel = frames[3]?.toString() ?? ''
     const after = Number(frames[4]?.toString() ?? '0')
     const epoch = frames[5]?.toString() ?? ''
     const range: Range = this.history.range(channel, Number.isSafeInteger(after) && after >= 0 ? after : 0, epoch === '' ? null : epoch, Date.now())
-    void this.routerOut.send([id, 'hist', reqId, JSON.stringify(range)]).catch(() => undefined)
+    void this.routerOut.send([id, 'hist', callId, JSON.stringify(range)]).catch(() => undefined)
   }
 
   /** History limits apply at once; new sockets or a new data directory need a new process. */

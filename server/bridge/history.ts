@@ -6,10 +6,12 @@
  * - Publishes are idempotent: (publisher id, sequence) seen before returns the first offset.
  * - Each channel keeps at most `count` messages, none older than `ageMs`.
  */
+import { envelopeOf } from './wire.js'
+
 export interface Stored {
   offset: number
   ts: number
-  /** The envelope as sent to subscribers: {"channel","offset","epoch","ts","data"}. */
+  /** The envelope as sent to subscribers (wire.ts envelopeOf). */
   envelope: string
   pub: string
   seq: number
@@ -43,11 +45,6 @@ interface Channel {
 
 /** Remembered (publisher, seq) pairs per publisher, to drop duplicates after resends. */
 const DEDUPE_WINDOW = 8192
-
-export function envelopeOf(channel: string, offset: number, epoch: string, ts: number, data: string, reqId = ''): string {
-  const req = reqId === '' ? '' : `,"reqId":${JSON.stringify(reqId)}`
-  return `{"channel":${JSON.stringify(channel)},"offset":${offset},"epoch":${JSON.stringify(epoch)},"ts":${ts}${req},"data":${data}}`
-}
 
 export class History {
   private readonly channels = new Map<string, Channel>()

@@ -8,10 +8,10 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Dealer } from 'zeromq'
-import { bridgeEndpoints, type PublisherConfig } from '../config/messaging.js'
+import type { PublisherConfig } from '../config/messaging.js'
 import { ForkyardError, codes } from '../errors.js'
 import { processGlobal } from '../process-global.js'
-import { CHANNEL, SendQueue, yieldToLoop } from './wire.js'
+import { CHANNEL, CHANNEL_RULE, REQUEST_ID, SYSTEM_PREFIX, SendQueue, bridgeEndpoints, isReserved, yieldToLoop } from './wire.js'
 
 export interface Published {
   channel: string
@@ -64,8 +64,8 @@ export class Publisher {
 
   publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<Published> {
     if (this.closed) return Promise.reject(new ForkyardError(codes.PUBLISH_CLOSED, 'publish() after the publisher was closed'))
-    if (!CHANNEL.test(channel) || channel.startsWith('$') && !channel.startsWith('$sys:')) {
-      return Promise.reject(new ForkyardError(codes.PUBLISH_INVALID, `Expected a channel name of 1-200 characters from A-Z a-z 0-9 _ : . - /, got ${JSON.stringify(channel.slice(0, 80))}`))
+    if (!CHANNEL.test(channel) || (isReserved(channel) && !channel.startsWith(SYSTEM_PREFIX))) {
+      return Promise.reject(new ForkyardError(codes.PUBLISH_INVALID, `Expected a channel name of ${CHANNEL_RULE}, got ${JSON.stringify(channel.slice(0, 80))}`))
     }
     let json: string | undefined
     try {
@@ -83,7 +83,7 @@ export class Publisher {
     }
     const seq = ++this.seq
     return new Promise<Published>((resolve, reject) => {
-      const p: Pending = { seq, channel, data: json, reqId: options.reqId !== undefined && /^[A-Za-z0-9._:-]{1,128}$/.test(options.reqId) ? options.reqId : '', sentAt: Date.now(), resolve, reject }
+      const p: Pending = { seq, channel, data: json, reqId: options.reqId !== undefined && REQUEST_ID.test(options.reqId) ? options.reqId : '', sentAt: Date.now(), resolve, reject }
       this.pending.set(seq, p)
       this.stats.queued++
       this.send(p)

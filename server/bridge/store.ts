@@ -8,7 +8,8 @@
 import { randomBytes } from 'node:crypto'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { History, envelopeOf, type Stored } from './history.js'
+import { History, type Stored } from './history.js'
+import { envelopeOf } from './wire.js'
 
 interface Line {
   c: string

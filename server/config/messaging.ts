@@ -122,8 +122,3 @@ export function loadPushConfig(env: NodeJS.ProcessEnv, overrides: Overrides<Push
   }
   return Object.freeze(c)
 }
-
-/** Endpoints of the bridge: publishers and history requests go in, envelopes come out. */
-export function bridgeEndpoints(dir: string): { in: string; out: string } {
-  return { in: `ipc://${join(dir, 'in.sock')}`, out: `ipc://${join(dir, 'out.sock')}` }
-}

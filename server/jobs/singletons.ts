@@ -1,13 +1,12 @@
 /**
- * Runs each declared singleton once per deployment, in the jobs process: a lock file
- * (<run dir>/singleton-<name>.pid) refuses a second copy anywhere on the host; a singleton whose
- * start() rejects (crashes) is restarted with backoff (0.5 s doubling to 30 s); stop() is awaited on
- * shutdown.
+ * Runs each declared singleton once per deployment, in the jobs process: a pidfile
+ * (<run dir>/singleton-<name>.pid, process/pidfile.ts) refuses a second copy anywhere on the host;
+ * a singleton whose start() rejects (crashes) is restarted with backoff (0.5 s doubling to 30 s);
+ * stop() is awaited on shutdown.
  */
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { isAlive } from '../arbiter/pidfile.js'
+import { claimPidfile, removePidfile } from '../process/pidfile.js'
 import { publish } from '../publish.js'
 import { singletonDefinitions } from './registry.js'
 
@@ -43,18 +42,6 @@ export class Singletons {
     return join(this.runDir, `singleton-${name}.pid`)
   }
 
-  private lock(name: string): number | null {
-    const path = this.lockPath(name)
-    try {
-      const other = Number(readFileSync(path, 'utf8').trim())
-      if (other !== process.pid && isAlive(other)) return other
-    } catch {
-      // no lock yet
-    }
-    writeFileSync(path, `${process.pid}\n`)
-    return null
-  }
-
   private set(name: string, s: Omit<SingletonState, 'pid' | 'since'>): void {
     this.states.set(name, { ...s, pid: process.pid, since: new Date().toISOString() })
   }
@@ -63,7 +50,7 @@ export class Singletons {
     if (this.stopping) return
     const start = singletonDefinitions.get(name)!
     const log = this.log.child({ singleton: name })
-    const other = this.lock(name)
+    const other = claimPidfile(this.lockPath(name))
     if (other !== null) {
       this.set(name, { state: 'refused', restarts, error: `already running in pid ${other}` })
       log.error({ otherPid: other }, 'singleton already runs in another process: not started here (two would be an error)')
@@ -107,11 +94,7 @@ export class Singletons {
         this.log.error({ err, singleton: name }, 'singleton stop() failed')
       }
       this.set(name, { state: 'stopped', restarts: this.states.get(name)?.restarts ?? 0 })
-      try {
-        if (readFileSync(this.lockPath(name), 'utf8').trim() === String(process.pid)) unlinkSync(this.lockPath(name))
-      } catch {
-        // gone
-      }
+      removePidfile(this.lockPath(name))
       this.log.info({ singleton: name }, 'singleton stopped')
     }
   }

@@ -1,7 +1,6 @@
 /**
- * The root logger of a process and the log schema shared by every forkyard process:
- *   {"time":"2026-11-24T01:02:03.456Z","level":"info","svc":"server","pid":123,"role":"worker",
- *    "worker":2,"reqId":"...","msg":"..."}
+ * The root logger of a process, writing the log schema shared by every forkyard process
+ * (schema.ts): {"time","level","svc","pid","role"?,"worker"?,"reqId"?,"msg"}.
  * One pino() per process writing JSON lines to one output; modules take children
  * (`log.child({ role: 'arbiter' })`). Pretty-printing happens outside the process.
  */

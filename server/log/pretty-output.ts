@@ -1,6 +1,28 @@
-/** Development: JSON lines turned into readable colored lines on a terminal (never in production). */
-import { pretty, parseLine } from '../stack/logs.js'
+/**
+ * Development and `make logs`: JSON log lines turned into readable, optionally colored lines on a
+ * terminal (never in production):
+ *   03:04:05.678 WARN  server/w3[4242]    slow request  reqId=r-1 ms=1234
+ */
+import { parseLine, type LogLine } from './schema.js'
 import type { LineOutput } from './rotating-file.js'
+
+/** ANSI SGR color of each level. */
+export const colors: Record<string, string> = { trace: '90', debug: '90', info: '32', warn: '33', error: '31', fatal: '35' }
+
+/** One line: time HH:MM:SS.mmm, level, svc/w<worker>[pid], msg, then the other fields as key=value. */
+export function pretty(line: LogLine, color: boolean): string {
+  const { time, level = 'info', svc = '?', pid, msg = '', ...rest } = line
+  const t = typeof time === 'string' ? time.slice(11, 23) : '            '
+  delete rest.role
+  const who = `${svc}${rest.worker !== undefined ? `/w${String(rest.worker)}` : ''}[${String(pid ?? '')}]`
+  delete rest.worker
+  const fields = Object.entries(rest)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ')
+  const lvl = level.toUpperCase().padEnd(5)
+  const head = color ? `\x1b[${colors[level] ?? '0'}m${lvl}\x1b[0m` : lvl
+  return `${t} ${head} ${who.padEnd(18)} ${msg}${fields === '' ? '' : `  ${fields}`}`
+}
 
 export class PrettyOutput implements LineOutput {
   write(lines: string): boolean {

@@ -9,12 +9,13 @@ import { spawn } from 'node:child_process'
 import type { Logger } from 'pino'
 import type { LineOutput } from './rotating-file.js'
 import { relayLines } from './relay.js'
+import { plainLine, type Level } from './schema.js'
 
-const nginxLevels: Record<string, string> = { emerg: 'fatal', alert: 'fatal', crit: 'fatal', error: 'error', warn: 'warn', notice: 'info', info: 'info', debug: 'debug' }
+const nginxLevels: Record<string, Level> = { emerg: 'fatal', alert: 'fatal', crit: 'fatal', error: 'error', warn: 'warn', notice: 'info', info: 'info', debug: 'debug' }
 
 export function wrapPlainLine(svc: string, pid: number, line: string): string {
   const level = /\[(emerg|alert|crit|error|warn|notice|info|debug)\]/.exec(line)?.[1]
-  return JSON.stringify({ time: new Date().toISOString(), level: level === undefined ? 'info' : nginxLevels[level], svc, pid, msg: line })
+  return JSON.stringify(plainLine(svc, pid, level === undefined ? 'info' : nginxLevels[level]!, line))
 }
 
 export function runLogged(svc: string, command: string, args: string[], output: LineOutput, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<number> {

@@ -6,7 +6,7 @@
  * behind before it starts, and `forkyard down` never reports success while one of them lives.
  */
 import { readdirSync, readFileSync } from 'node:fs'
-import { isAlive } from '../arbiter/pidfile.js'
+import { isAlive } from './pidfile.js'
 
 export interface StackProcess {
   pid: number

@@ -7,19 +7,9 @@
  */
 import type { Logger } from 'pino'
 import { Dealer, Subscriber } from 'zeromq'
-import { bridgeEndpoints } from '../config/messaging.js'
 import { ForkyardError, codes } from '../errors.js'
 import type { Range } from '../bridge/history.js'
-import { SendQueue, yieldToLoop } from '../bridge/wire.js'
-
-export interface Envelope {
-  channel: string
-  offset: number
-  epoch: string
-  ts: number
-  reqId?: string
-  data: unknown
-}
+import { SendQueue, bridgeEndpoints, yieldToLoop, type Envelope } from '../bridge/wire.js'
 
 export interface FeedHandler {
   /** One message, in order. `text` is the envelope JSON as the bridge made it. Returns how many sends it made. */

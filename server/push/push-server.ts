@@ -10,8 +10,9 @@ import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import type { PushConfig } from '../config/messaging.js'
 import { Publisher } from '../bridge/publisher.js'
-import { BridgeFeed, type Envelope } from './bridge-feed.js'
-import { closeCodes, isPrivate, parseClientMessage, type ClientMessage } from './protocol.js'
+import { isReserved, type Envelope } from '../bridge/wire.js'
+import { BridgeFeed } from './bridge-feed.js'
+import { closeCodes, isPrivate, messageFrame, parseClientMessage, type ClientMessage } from './protocol.js'
 import { ConnectionRateLimit } from './rate-limit.js'
 import { verifyPushToken } from './tokens.js'
 
@@ -183,7 +184,7 @@ export class PushServer {
       this.send(conn, Buffer.from(JSON.stringify({ type: 'unsubscribed', channel: m.channel })))
       return
     }
-    if (m.channel.startsWith('$')) return this.cut(conn, closeCodes.FORBIDDEN, `channel ${m.channel} is reserved`)
+    if (isReserved(m.channel)) return this.cut(conn, closeCodes.FORBIDDEN, `channel ${m.channel} is reserved`)
     if (isPrivate(m.channel)) {
       const v = verifyPushToken(this.config.secret, m.token ?? queryToken)
       if (!v.ok || !v.claims.channels.includes(m.channel)) {
@@ -353,10 +354,6 @@ export class PushServer {
     })()
     return this.closing
   }
-}
-
-function messageFrame(envelope: string): Buffer {
-  return Buffer.from(`{"type":"message",${envelope.slice(1)}`)
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

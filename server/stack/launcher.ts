@@ -22,7 +22,7 @@ import { parse } from 'dotenv'
 import { definedEnv, snapshot } from '../config/env-file.js'
 import { loadStackConfig } from '../config/stack.js'
 import { ForkyardError, codes } from '../errors.js'
-import { isAlive, readPid } from '../arbiter/pidfile.js'
+import { isAlive, readPid } from '../process/pidfile.js'
 import { duration } from '../config/parse.js'
 import { describe, stackProcesses, stopProcesses } from '../process/leftovers.js'
 

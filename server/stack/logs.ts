@@ -3,12 +3,13 @@
  * order and pretty-printed, optionally filtered by process (--svc) or request id (--req), and
  * followed (-f) across rotations: a file whose inode changes was rotated, so the rest of the old
  * file is read before the new one. `<program>.stdio` files (what a process printed outside its
- * logger) are shown too, each line wrapped as an error of that program.
+ * logger) are shown too, each line wrapped as an error of that program. Reading a line back and
+ * printing it belong to the log schema (log/schema.ts, log/pretty-output.ts); this is the viewer.
  */
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
-
-export type Line = Record<string, unknown> & { time?: string; level?: string; svc?: string; msg?: string; reqId?: string }
+import { pretty } from '../log/pretty-output.js'
+import { parseLine, type LogLine } from '../log/schema.js'
 
 export interface LogFilter {
   svc?: string | undefined
@@ -25,39 +26,10 @@ interface Tail {
   raw: boolean
 }
 
-const colors: Record<string, string> = { trace: '90', debug: '90', info: '32', warn: '33', error: '31', fatal: '35' }
-
-/** `rawTime`: the time given to a line that has none (a .stdio line): the file's mtime when read back, now when followed. */
-export function parseLine(text: string, svc: string, raw: boolean, rawTime = new Date().toISOString()): Line | null {
-  if (text === '') return null
-  if (!raw || text.startsWith('{')) {
-    try {
-      return JSON.parse(text) as Line
-    } catch {
-      // not JSON: fall through and wrap
-    }
-  }
-  return { time: rawTime, level: 'error', svc, msg: text, stdio: true }
-}
-
-export function matches(line: Line, f: LogFilter): boolean {
+export function matches(line: LogLine, f: LogFilter): boolean {
   if (f.svc !== undefined && line.svc !== f.svc) return false
   if (f.req !== undefined && line.reqId !== f.req) return false
   return true
-}
-
-export function pretty(line: Line, color: boolean): string {
-  const { time, level = 'info', svc = '?', pid, msg = '', ...rest } = line
-  const t = typeof time === 'string' ? time.slice(11, 23) : '            '
-  delete rest.role
-  const who = `${svc}${rest.worker !== undefined ? `/w${String(rest.worker)}` : ''}[${String(pid ?? '')}]`
-  delete rest.worker
-  const fields = Object.entries(rest)
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-    .join(' ')
-  const lvl = level.toUpperCase().padEnd(5)
-  const head = color ? `\x1b[${colors[level] ?? '0'}m${lvl}\x1b[0m` : lvl
-  return `${t} ${head} ${who.padEnd(18)} ${msg}${fields === '' ? '' : `  ${fields}`}`
 }
 
 function open(path: string, fromEnd: boolean): Tail {
@@ -69,8 +41,8 @@ function open(path: string, fromEnd: boolean): Tail {
 }
 
 /** Reads what was appended since the last call; whole lines only. */
-function drain(t: Tail, rawTime?: string): Line[] {
-  const out: Line[] = []
+function drain(t: Tail, rawTime?: string): LogLine[] {
+  const out: LogLine[] = []
   const buf = Buffer.alloc(1 << 16)
   for (let i = 0; i < 100_000; i++) {
     const n = readSync(t.fd, buf, 0, buf.length, t.pos)
@@ -94,18 +66,18 @@ function logFiles(dir: string): string[] {
     .map((f) => join(dir, f))
 }
 
-function byTime(a: Line, b: Line): number {
+function byTime(a: LogLine, b: LogLine): number {
   return String(a.time ?? '').localeCompare(String(b.time ?? ''))
 }
 
 /** Prints the last `lines` matching lines of all files merged; then, with follow, new ones as they come. */
 export async function showLogs(dir: string, filter: LogFilter, options: { follow: boolean; lines: number; json: boolean; color: boolean; write: (s: string) => void; stopAfterMs?: number }): Promise<void> {
-  const print = (batch: Line[]): void => {
+  const print = (batch: LogLine[]): void => {
     batch.sort(byTime)
     for (const l of batch) if (matches(l, filter)) options.write((options.json ? JSON.stringify(l) : pretty(l, options.color)) + '\n')
   }
   const tails = new Map<string, Tail>()
-  const first: Line[] = []
+  const first: LogLine[] = []
   for (const path of logFiles(dir)) {
     const t = open(path, false)
     tails.set(path, t)
@@ -119,7 +91,7 @@ export async function showLogs(dir: string, filter: LogFilter, options: { follow
   const started = Date.now()
   while (options.stopAfterMs === undefined || Date.now() - started < options.stopAfterMs) {
     await new Promise((r) => setTimeout(r, 250))
-    const batch: Line[] = []
+    const batch: LogLine[] = []
     for (const path of logFiles(dir)) {
       let t = tails.get(path)
       if (t === undefined) {

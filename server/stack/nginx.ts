@@ -16,7 +16,7 @@ import { ForkyardError, codes } from '../errors.js'
 import type { LineOutput } from '../log/rotating-file.js'
 import { relayLines } from '../log/relay.js'
 import { runLogged, wrapPlainLine } from '../log/run-logged.js'
-import { isAlive, readPid } from '../arbiter/pidfile.js'
+import { isAlive, readPid } from '../process/pidfile.js'
 import { onParentGone } from '../process/parent.js'
 import type { EnvWatcher } from '../config/watch.js'
 

@@ -7,7 +7,7 @@
  * "METHOD\treqId\tpath" }. Only the main thread writes; the watchdog reads when the main thread
  * is stuck, so there is no concurrent write to tear.
  */
-import type { RequestSummary } from '../protocol.js'
+import type { RequestSummary } from '../arbiter/ipc.js'
 
 const SLOTS = 64
 const SLOT_TEXT = 496 // SLOT_SIZE stays a multiple of 8 for the Float64 and Int32 fields

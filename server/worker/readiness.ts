@@ -10,7 +10,7 @@ import { request } from 'node:http'
 import { join } from 'node:path'
 import { config as runtimeConfig } from '../config/runtime.js'
 import type { ServerConfig } from '../config/schema.js'
-import type { WorkersSummary } from '../protocol.js'
+import type { WorkersSummary } from '../arbiter/ipc.js'
 
 export interface ReadinessDeps {
   config: Readonly<ServerConfig>

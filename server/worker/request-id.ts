@@ -5,12 +5,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-
-const SANE = /^[A-Za-z0-9._:-]{1,128}$/
+import { REQUEST_ID } from '../bridge/wire.js'
 
 export function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id']
-  if (typeof given === 'string' && SANE.test(given)) return given
+  if (typeof given === 'string' && REQUEST_ID.test(given)) return given
   const id = randomUUID()
   req.headers['x-request-id'] = id
   return id

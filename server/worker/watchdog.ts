@@ -6,7 +6,7 @@
  */
 import { writeSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
-import { STALL_FD, type StallReport } from '../protocol.js'
+import { STALL_FD, type StallReport } from '../arbiter/ipc.js'
 import { InflightTable } from './inflight.js'
 
 interface WatchdogData {

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { isAlive } from '../../server/arbiter/pidfile.js'
+import { isAlive } from '../../server/process/pidfile.js'
 import { connect } from '../helpers/push.js'
 import { freePort, root, tempDir, until } from '../helpers/server.js'
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { isAlive } from '../../server/arbiter/pidfile.js'
+import { isAlive } from '../../server/process/pidfile.js'
 import { get } from '../helpers/load.js'
 import { root, sleep, startServer, tempDir, until } from '../helpers/server.js'
 

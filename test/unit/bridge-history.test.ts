@@ -70,3 +70,16 @@ test('restoreLast keeps a channel offset with no message kept', () => {
   h.restoreLast('a', 41)
   assert.equal(h.accept('p', 1, 'a', '1', 0).offset, 42)
 })
+
+test('History.accept puts the request id in the stored message and its envelope', () => {
+  const h = new History('ep', { count: 10, ageMs: 60_000 })
+  const withReq = h.accept('p', 1, 'c', '[1]', 5, 'req-1').stored
+  assert.ok(withReq !== null)
+  assert.equal(withReq.reqId, 'req-1')
+  assert.equal((JSON.parse(withReq.envelope) as { reqId?: string }).reqId, 'req-1')
+  const without = h.accept('p', 2, 'c', '[2]', 6).stored
+  assert.ok(without !== null)
+  assert.equal(without.reqId, '')
+  assert.ok(!without.envelope.includes('reqId'), without.envelope)
+  assert.deepEqual(h.range('c', 0, 'ep', 6).messages, [withReq.envelope, without.envelope])
+})

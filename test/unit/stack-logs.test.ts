@@ -3,32 +3,11 @@ import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { matches, parseLine, pretty, showLogs, type Line, type LogFilter } from '../../server/stack/logs.js'
-
-test('parseLine: a JSON line is parsed as is', () => {
-  const text = '{"time":"2026-01-02T03:04:05.678Z","level":"warn","svc":"server","pid":7,"msg":"hi","reqId":"r1"}'
-  assert.deepEqual(parseLine(text, 'ignored', false), JSON.parse(text))
-  // A JSON line in a .stdio file is taken as a log line too.
-  assert.deepEqual(parseLine('{"msg":"x","svc":"push"}', 'jobs', true, 'T'), { msg: 'x', svc: 'push' })
-})
-
-test('parseLine: a line that is not JSON is wrapped as an error of the program, at the given time', () => {
-  const time = '2026-01-02T03:04:05.678Z'
-  const wrapped = { time, level: 'error', svc: 'jobs', msg: 'Segmentation fault (core dumped)', stdio: true }
-  assert.deepEqual(parseLine('Segmentation fault (core dumped)', 'jobs', true, time), wrapped)
-  assert.deepEqual(parseLine('{not json', 'push', true, time), { ...wrapped, svc: 'push', msg: '{not json' })
-  assert.deepEqual(parseLine('plain text in a .log', 'server', false, time), { ...wrapped, svc: 'server', msg: 'plain text in a .log' })
-  const now = parseLine('x', 's', true)
-  assert.ok(now !== null && typeof now.time === 'string' && Math.abs(Date.parse(now.time) - Date.now()) < 60_000, 'without a time: now')
-})
-
-test('parseLine: an empty line is null', () => {
-  assert.equal(parseLine('', 'server', false), null)
-  assert.equal(parseLine('', 'server', true, 'T'), null)
-})
+import type { LogLine } from '../../server/log/schema.js'
+import { matches, showLogs, type LogFilter } from '../../server/stack/logs.js'
 
 test('matches: svc and req filters, each optional, both must hold', () => {
-  const line: Line = { svc: 'server', reqId: 'abc', msg: 'm' }
+  const line: LogLine = { svc: 'server', reqId: 'abc', msg: 'm' }
   const cases: [LogFilter, boolean][] = [
     [{}, true],
     [{ svc: 'server' }, true],
@@ -42,28 +21,6 @@ test('matches: svc and req filters, each optional, both must hold', () => {
   ]
   for (const [filter, expected] of cases) assert.equal(matches(line, filter), expected, JSON.stringify(filter))
   assert.equal(matches({ msg: 'no request' }, { req: 'abc' }), false)
-})
-
-test('pretty: time HH:MM:SS.mmm, level, svc/w<worker>[pid], msg and the other fields', () => {
-  const out = pretty({ time: '2026-01-02T03:04:05.678Z', level: 'warn', svc: 'server', pid: 4242, role: 'worker', worker: 3, msg: 'slow request', reqId: 'r-1', ms: 1234, extra: { a: 1 } }, false)
-  assert.ok(out.startsWith('03:04:05.678 WARN  '), out)
-  assert.match(out, / server\/w3\[4242\] +slow request {2}reqId=r-1 ms=1234 extra=\{"a":1\}$/)
-  assert.ok(!out.includes('role'), 'role is left out')
-  assert.ok(!out.includes('\x1b'), 'no ANSI codes without color')
-  assert.ok(!out.includes('worker='), 'the worker is shown once, in the source')
-})
-
-test('pretty: defaults for a sparse line; no worker part without a worker', () => {
-  const out = pretty({ msg: 'hello' }, false)
-  assert.equal(out, `${' '.repeat(12)} INFO  ${'?[]'.padEnd(18)} hello`)
-  assert.match(pretty({ time: '2026-01-02T03:04:05.678Z', svc: 'push', pid: 9, msg: 'up' }, false), /^03:04:05\.678 INFO {2}push\[9\] +up$/)
-})
-
-test('pretty: colors only with color', () => {
-  const line: Line = { time: '2026-01-02T03:04:05.678Z', level: 'error', svc: 'jobs', pid: 1, msg: 'boom' }
-  const colored = pretty(line, true)
-  assert.ok(colored.includes('\x1b[31mERROR\x1b[0m'), JSON.stringify(colored))
-  assert.equal(colored.replaceAll('\x1b[31m', '').replaceAll('\x1b[0m', ''), pretty(line, false))
 })
 
 interface Fixture {
@@ -99,14 +56,14 @@ function fixture(t: TestContext): Fixture {
 }
 
 function msgs(lines: string[]): string[] {
-  return lines.map((l) => (JSON.parse(l) as Line).msg ?? '')
+  return lines.map((l) => (JSON.parse(l) as LogLine).msg ?? '')
 }
 
 test('showLogs merges every .log and .stdio file in time order', async (t) => {
   const f = fixture(t)
   const out = await f.show({})
   assert.deepEqual(msgs(out), ['s1', 'p2', 's3', 'p4', 's5', 'Error: crashed', '    at main'])
-  const stdio = JSON.parse(out[5]!) as Line
+  const stdio = JSON.parse(out[5]!) as LogLine
   assert.deepEqual(stdio, { time: '2026-01-01T00:00:06.000Z', level: 'error', svc: 'jobs', msg: 'Error: crashed', stdio: true })
 })
 

@@ -1,9 +1,11 @@
 /**
  * Messages between the arbiter and its workers over the cluster IPC channel, and the stall
  * reports a worker's watchdog thread writes on its own pipe (fd 4) while the event loop is blocked.
+ * The jobs process, also a child of the arbiter, uses the same channel, log fd and environment.
+ * (The other two protocols: push/protocol.ts with browsers, bridge/wire.ts over ZeroMQ.)
  */
-import type { ServerConfig } from './config/schema.js'
-import type { SerializedError } from './errors.js'
+import type { ServerConfig } from '../config/schema.js'
+import type { SerializedError } from '../errors.js'
 
 /** One request a worker is serving, as reported in heartbeats and stall reports. */
 export interface RequestSummary {
