@@ -31,6 +31,7 @@ $(DEPS): package.json package-lock.json
 	@touch $@
 
 $(BUILT): $(DEPS) $(SOURCES)
+	rm -rf dist
 	$(BIN)/tsc -p tsconfig.json
 	@touch $@
 

@@ -16,7 +16,9 @@ import { ForkyardError, codes, type SerializedError } from '../errors.js'
 import type { LineOutput } from '../log/rotating-file.js'
 import { relayLines } from '../log/relay.js'
 import { plainLine } from '../log/schema.js'
-import { LOG_FD, STALL_FD, isWorkerMessage, workerEnv, type ArbiterMessage, type RequestSummary, type StallReport, type WorkerMessage } from './ipc.js'
+import { LOG_FD, STALL_FD, isWorkerMessage, workerEnv, type ArbiterMessage, type JobsMessage, type JobsReport, type RequestSummary, type StallReport, type WorkerMessage } from './ipc.js'
+import { Health } from './health.js'
+import { loadPushConfig } from '../config/messaging.js'
 import { prepareBinds } from './binds.js'
 import { publishSockets } from './handover.js'
 import { listenControl, type ControlCommand } from './control.js'
@@ -130,9 +132,12 @@ export class Arbiter {
   private readonly exitWaiters = new Set<() => void>()
   private cleanExits = true
   /** The one jobs process (tasks and singletons), when FORKYARD_JOBS is on. */
-  private jobs: { child: ChildProcess; startedAt: number; restart: boolean; stop: boolean } | null = null
+  private jobs: { child: ChildProcess; startedAt: number; restart: boolean; stop: boolean; report: JobsReport | null; reportedAt: number } | null = null
   private jobsStreak = 0
   private configVersion: string
+  /** When the version in force changed (readiness gives the processes a moment to follow). */
+  private configSince = Date.now()
+  private readonly health: Health
 
   constructor(options: ArbiterOptions) {
     this.config = options.config
@@ -144,6 +149,17 @@ export class Arbiter {
     this.appFromSettings = options.appFromSettings ?? false
     this.target = options.workers
     this.configVersion = options.configVersion ?? ''
+    this.health = new Health({
+      config: () => this.config,
+      pushBind: () => loadPushConfig(this.watcher?.current.env ?? process.env).bind,
+      supervisorSocket: join(this.config.runDir, 'supervisor.sock'),
+      workers: () => {
+        const st = this.status()
+        return { expected: st.expectedWorkers, ready: st.readyWorkers, generation: st.generation, reloading: st.reloading, versions: st.workers.filter((w) => w.state !== 'draining').map((w) => w.configVersion) }
+      },
+      jobs: () => (this.jobs === null ? null : { pid: this.jobs.child.pid ?? 0, report: this.jobs.report, reportedAt: this.jobs.reportedAt }),
+      version: () => ({ version: this.configVersion, since: this.configSince }),
+    })
     // Global to the cluster module, so set before the first fork.
     cluster.schedulingPolicy = this.config.scheduling === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR
     cluster.setupPrimary({
@@ -259,6 +275,7 @@ export class Arbiter {
     }
     this.config = loadConfig(next.env, this.overrides)
     this.configVersion = next.version
+    this.configSince = Date.now()
     this.log.level = this.config.logLevel
     const logs = loadLogConfig(next.env)
     this.output.setLimits?.(logs.maxBytes, logs.keep)
@@ -538,16 +555,16 @@ export class Arbiter {
           t.stall = null
         }
         break
-      case 'status-req': {
-        const st = this.status()
-        const reply: ArbiterMessage = { t: 'status', id: m.id, workers: { expected: st.expectedWorkers, ready: st.readyWorkers, generation: st.generation, reloading: st.reloading } }
-        try {
-          t.cw.send(reply)
-        } catch {
-          // the worker is going away
-        }
+      case 'status-req':
+        void this.health.report().then((readiness) => {
+          const reply: ArbiterMessage = { t: 'readiness', id: m.id, readiness }
+          try {
+            t.cw.send(reply)
+          } catch {
+            // the worker is going away
+          }
+        })
         break
-      }
       case 'recycle':
         this.log.info({ worker: t.id, workerPid: t.pid, reason: m.reason, value: m.value, limit: m.limit }, 'worker asks to be recycled')
         this.queueRecycle(t.id)
@@ -599,8 +616,14 @@ export class Arbiter {
     })
     const pid = child.pid ?? 0
     this.relayChild(child, { pid, role: 'jobs' })
-    const entry = { child, startedAt: Date.now(), restart: false, stop: false }
+    const entry: NonNullable<Arbiter['jobs']> = { child, startedAt: Date.now(), restart: false, stop: false, report: null, reportedAt: 0 }
     this.jobs = entry
+    child.on('message', (m: unknown) => {
+      const msg = m as JobsMessage
+      if (msg?.t !== 'jobs') return
+      entry.report = msg.report
+      entry.reportedAt = Date.now()
+    })
     this.log.info({ jobsPid: pid }, 'jobs process spawned')
     child.on('exit', (code, signal) => {
       if (this.jobs === entry) this.jobs = null

@@ -6,6 +6,7 @@
  */
 import type { ServerConfig } from '../config/schema.js'
 import type { SerializedError } from '../errors.js'
+import type { Readiness } from './health.js'
 
 /** One request a worker is serving, as reported in heartbeats and stall reports. */
 export interface RequestSummary {
@@ -29,9 +30,19 @@ export interface WorkersSummary {
   reloading: boolean
 }
 
+/** What the jobs process reports to the arbiter every second (and the arbiter shows in /readyz). */
+export interface JobsReport {
+  /** The settings version it runs. */
+  version: string
+  singletons: Record<string, { state: string; pid: number; error?: string }>
+  tasks: Record<string, number>
+}
+
+export type JobsMessage = { t: 'ready' } | { t: 'jobs'; report: JobsReport }
+
 export type ArbiterMessage =
   | { t: 'drain'; reason: string; closeIdle: boolean }
-  | { t: 'status'; id: number; workers: WorkersSummary }
+  | { t: 'readiness'; id: number; readiness: Readiness }
   | { t: 'config'; version: string; env: Record<string, string | null>; server: ServerConfig; app: Record<string, unknown>; changed: string[] }
 
 /** Written by the watchdog thread as one JSON line on fd 4. */

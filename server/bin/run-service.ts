@@ -11,6 +11,7 @@ import { config as runtimeConfig } from '../config/runtime.js'
 import { EnvWatcher } from '../config/watch.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
 import { onParentGone } from '../process/parent.js'
+import { writeState } from '../process/state.js'
 
 export interface Service {
   close(): Promise<void>
@@ -73,6 +74,8 @@ export async function runService(svc: string, level: string, start: (log: Logger
       log.fatal({ err }, 'bad configuration')
       return flushAndExit(output, 2)
     }
+    const startedAt = new Date().toISOString()
+    writeState(watcher.current.server.runDir, svc, watcher.current.version, startedAt)
     watcher.on('change', ({ next, changed }) => {
       for (const k of changed) {
         const v = next.env[k]
@@ -88,7 +91,10 @@ export async function runService(svc: string, level: string, start: (log: Logger
       if (how === 'restart') {
         log.info({ changed, version: next.version }, 'config change needs a new process: stopping so that the supervisor starts it again')
         stop('SIGTERM')
-      } else log.info({ version: next.version, changed }, 'config applied')
+      } else {
+        writeState(next.server.runDir, svc, next.version, startedAt)
+        log.info({ version: next.version, changed }, 'config applied')
+      }
     })
     watcher.start()
     runtimeConfig.apply(watcher.current.version, {}, watcher.current.app, [])

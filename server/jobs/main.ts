@@ -1,14 +1,13 @@
 /**
  * Entry point of the jobs process, started and supervised by the arbiter (one per deployment):
  * imports the app module so that its tasks.define() and singleton() declarations exist, then runs
- * queued tasks and the singletons. Writes <run dir>/jobs.json every second for /readyz and status.
+ * queued tasks and the singletons. Reports its singletons, task counts and settings version to the
+ * arbiter every second (for /readyz).
  */
-import { renameSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { ServerConfig } from '../config/schema.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
-import { LOG_FD, workerEnv, type ArbiterMessage } from '../arbiter/ipc.js'
+import { LOG_FD, workerEnv, type ArbiterMessage, type JobsMessage } from '../arbiter/ipc.js'
 import { config as runtimeConfig } from '../config/runtime.js'
 import { TaskQueue } from './queue.js'
 import { TaskRunner } from './runner.js'
@@ -42,14 +41,13 @@ async function main(): Promise<void> {
   runner.start()
   singletons.start()
   log.info({ tasks: [...taskDefinitions.keys()], singletons: [...singletonDefinitions.keys()], tasksDir: config.tasksDir }, 'jobs process ready')
-  const statusFile = join(config.runDir, 'jobs.json')
-  const writeStatus = (): void => {
-    const body = JSON.stringify({ pid: process.pid, updatedAt: Date.now(), singletons: Object.fromEntries(singletons.states), tasks: runner.counts() })
-    writeFileSync(`${statusFile}.tmp`, body)
-    renameSync(`${statusFile}.tmp`, statusFile)
+  // Every second, to the arbiter: /readyz shows the singletons and the version this process runs.
+  const report = (): void => {
+    const msg: JobsMessage = { t: 'jobs', report: { version: runtimeConfig.version, singletons: Object.fromEntries(singletons.states), tasks: runner.counts() } }
+    if (process.connected) process.send?.(msg)
   }
-  writeStatus()
-  const statusTimer = setInterval(writeStatus, 1000)
+  report()
+  const statusTimer = setInterval(report, 1000)
   let stopping = false
   const stop = async (why: string): Promise<void> => {
     if (stopping) return
@@ -57,7 +55,7 @@ async function main(): Promise<void> {
     log.info({ why }, 'jobs process stopping')
     clearInterval(statusTimer)
     await Promise.all([runner.stop(config.gracefulTimeoutMs), singletons.stop()])
-    writeStatus()
+    report()
     flushAndExit(output, 0)
   }
   process.on('SIGTERM', () => void stop('SIGTERM'))

@@ -18,6 +18,7 @@ import { relayLines } from '../log/relay.js'
 import { runLogged, wrapPlainLine } from '../log/run-logged.js'
 import { isAlive, readPid } from '../process/pidfile.js'
 import { onParentGone } from '../process/parent.js'
+import { writeState } from '../process/state.js'
 import type { EnvWatcher } from '../config/watch.js'
 
 /** Replaces every ${NAME}; a placeholder without a value is an error, never left in the file. */
@@ -143,6 +144,8 @@ export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: Lin
     return 1
   }
   let version = options.watcher?.current.version ?? ''
+  const startedAt = new Date().toISOString()
+  writeState(values.RUN_DIR!, 'nginx', version, startedAt)
   options.watcher?.on('change', ({ next, changed }) => {
     // A new configuration beside the running one; it replaces it only once nginx -t accepts it.
     const candidate = `${conf}.next`
@@ -157,6 +160,7 @@ export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: Lin
       return
     }
     version = next.version
+    writeState(values.RUN_DIR!, 'nginx', version, startedAt)
     const logs = loadLogConfig(next.env)
     output.setLimits?.(logs.maxBytes, logs.keep)
     log.level = next.server.logLevel

@@ -8,9 +8,7 @@ import { Worker as Thread } from 'node:worker_threads'
 import type { ServerConfig } from '../config/schema.js'
 import { ForkyardError, codes, serializeError } from '../errors.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
-import { join } from 'node:path'
-import { loadPushConfig } from '../config/messaging.js'
-import { LOG_FD, workerEnv, type ArbiterMessage, type WorkerMessage, type WorkersSummary } from '../arbiter/ipc.js'
+import { LOG_FD, workerEnv, type ArbiterMessage, type WorkerMessage } from '../arbiter/ipc.js'
 import { ReadinessCheck } from './readiness.js'
 import { HttpWorker } from './http-worker.js'
 import { config as runtimeConfig } from '../config/runtime.js'
@@ -81,23 +79,8 @@ async function main(): Promise<void> {
     return stopping
   }
 
-  // /readyz asks the arbiter how many workers are up.
-  const statusCalls = new Map<number, (w: WorkersSummary) => void>()
-  let nextCall = 0
-  const workersSummary = (): Promise<WorkersSummary> =>
-    new Promise((resolve, reject) => {
-      const id = ++nextCall
-      const timer = setTimeout(() => {
-        statusCalls.delete(id)
-        reject(new Error('the arbiter did not answer within 1000 ms'))
-      }, 1000)
-      statusCalls.set(id, (w) => {
-        clearTimeout(timer)
-        resolve(w)
-      })
-      send({ t: 'status-req', id })
-    })
-  const readiness = new ReadinessCheck({ config, workers: workersSummary, pushBind: loadPushConfig(process.env).bind, supervisorSocket: join(config.runDir, 'supervisor.sock') })
+  // /readyz: one question to the arbiter, which knows every component.
+  const readiness = new ReadinessCheck((id) => send({ t: 'status-req', id }))
 
   process.on('message', (m: unknown) => {
     const msg = m as ArbiterMessage
@@ -109,9 +92,8 @@ async function main(): Promise<void> {
       log.level = msg.server.logLevel
       runtimeConfig.apply(msg.version, msg.env, msg.app, msg.changed)
       log.info({ version: msg.version, changed: msg.changed }, 'config applied')
-    } else if (msg?.t === 'status') {
-      statusCalls.get(msg.id)?.(msg.workers)
-      statusCalls.delete(msg.id)
+    } else if (msg?.t === 'readiness') {
+      readiness.answer(msg.id, msg.readiness)
     }
   })
   // The arbiter is gone (killed -9?). On a Unix socket, keep serving until the next arbiter has
