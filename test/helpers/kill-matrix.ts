@@ -84,7 +84,7 @@ export function probeReady(port: number, timeoutMs = 1500): Promise<ReadySample>
             .filter(([, c]) => c.ok !== true)
             .map(([name]) => name)
         } catch {
-          bad = [`not JSON: ${text.slice(0, 60)}`]
+          bad = [`not JSON: ${text.replace(/\s+/g, ' ').slice(0, 60)}`]
         }
         resolve({ at: Date.now(), status: res.statusCode ?? 0, bad })
       })

@@ -448,6 +448,11 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
       st.diagnostic(`/readyz after the kill: ${timeline(samples, killAt)}`)
       st.diagnostic(`supervisord (pid ${pid}) killed: ${failures.length} failed POSTs (${failures.filter((f) => f.kind === 'refused').length} refused), ${left.length === 0 ? `every process gone after ${seconds(goneAt! - killAt)}` : `${left.length} still running`}`)
 
+      // The killed supervisord stays a zombie until init reaps it (on some hosts a second or two
+      // later); a user's `make up` comes later than that: wait for it, bounded.
+      const reapDeadline = Date.now() + 10_000
+      while (existsSync(`/proc/${pid}`) && Date.now() < reapDeadline) await sleep(100)
+      st.diagnostic(`the killed supervisord ${existsSync(`/proc/${pid}`) ? 'still not reaped' : 'reaped'} ${seconds(Date.now() - killAt)} after the kill`)
       // `forkyard up` must start cleanly whatever the kill left.
       // A clean start takes seconds; `up`'s own readiness wait (90 s) is cut short at 45 s.
       const up = await cliAsync(s, ['up'], 45_000)
