@@ -12,6 +12,8 @@ import { bin } from './server.js'
 import type { StackRun } from './stack.js'
 
 export interface Failure {
+  /** ms since the epoch when the request was started (written to its connection, or a connection asked for). */
+  sentAt: number
   /** ms since the epoch when the request ended in failure. */
   at: number
   kind: 'refused' | 'dropped' | 'status'
@@ -40,16 +42,17 @@ export function startPostLoad(port: number, path: string, concurrency: number, i
   const loops = Array.from({ length: concurrency }, async (_, i) => {
     for (let n = 0; running && Date.now() < deadline && n < 10_000_000; n++) {
       outstanding++
+      const sentAt = Date.now()
       try {
         const { status, text } = await postOnce(agent, port, path, `kill-matrix ${i}-${n}`)
         outstanding--
         if (isOk(status, text)) load.ok++
-        else load.failures.push({ at: Date.now(), kind: 'status', detail: `${status} ${text.slice(0, 120).trim()}` })
+        else load.failures.push({ sentAt, at: Date.now(), kind: 'status', detail: `${status} ${text.slice(0, 120).trim()}` })
       } catch (err) {
         outstanding--
         const e = err as NodeJS.ErrnoException
         const refused = e.code === 'ECONNREFUSED'
-        load.failures.push({ at: Date.now(), kind: refused ? 'refused' : 'dropped', detail: `${e.code ?? ''} ${e.message}`.trim() })
+        load.failures.push({ sentAt, at: Date.now(), kind: refused ? 'refused' : 'dropped', detail: `${e.code ?? ''} ${e.message}`.trim() })
         if (refused) await new Promise((r) => setTimeout(r, 20))
       }
     }

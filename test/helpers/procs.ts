@@ -118,3 +118,35 @@ export function describeProcesses(procs: ProcEntry[], table: ProcTable): string 
     })
     .join('\n')
 }
+
+/**
+ * How many connected sockets `pid` holds on the Unix socket bound at `path`: the connections it
+ * accepted there (an accepted socket carries its listener's path in /proc/net/unix). For a worker
+ * behind nginx: its upstream connections, each carrying at most one request at a time.
+ */
+export function unixConnections(pid: number, path: string): number {
+  const inodes = new Set<string>()
+  for (const line of readOr('/proc/net/unix', '').split('\n').slice(1)) {
+    // Num RefCount Protocol Flags Type St Inode Path; St 03 = connected.
+    const f = line.trim().split(/\s+/)
+    // The server may bind a path relative to its working directory (sun_path is short): the
+    // socket's inode, matched against pid's own descriptors below, makes it unambiguous.
+    if (f.length >= 8 && f[5] === '03' && (f[7] === path || path.endsWith(`/${f[7]}`))) inodes.add(f[6]!)
+  }
+  let n = 0
+  let fds: string[] = []
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`)
+  } catch {
+    return 0
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))
+      if (m !== null && inodes.has(m[1]!)) n++
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n
+}
