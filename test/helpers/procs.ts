@@ -120,33 +120,37 @@ export function describeProcesses(procs: ProcEntry[], table: ProcTable): string 
 }
 
 /**
- * How many connected sockets `pid` holds on the Unix socket bound at `path`: the connections it
- * accepted there (an accepted socket carries its listener's path in /proc/net/unix). For a worker
+ * How many connections `pid` holds that it accepted on a Unix socket it listens on (an accepted
+ * socket carries its listener's path in /proc/net/unix), whatever that path is. For a worker
  * behind nginx: its upstream connections, each carrying at most one request at a time.
  */
-export function unixConnections(pid: number, path: string): number {
-  const inodes = new Set<string>()
-  for (const line of readOr('/proc/net/unix', '').split('\n').slice(1)) {
-    // Num RefCount Protocol Flags Type St Inode Path; St 03 = connected.
-    const f = line.trim().split(/\s+/)
-    // The server may bind a path relative to its working directory (sun_path is short): the
-    // socket's inode, matched against pid's own descriptors below, makes it unambiguous.
-    if (f.length >= 8 && f[5] === '03' && (f[7] === path || path.endsWith(`/${f[7]}`))) inodes.add(f[6]!)
-  }
-  let n = 0
+export function acceptedConnections(pid: number): number {
   let fds: string[] = []
   try {
     fds = readdirSync(`/proc/${pid}/fd`)
   } catch {
     return 0
   }
+  const mine: string[] = []
   for (const fd of fds) {
     try {
       const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))
-      if (m !== null && inodes.has(m[1]!)) n++
+      if (m !== null) mine.push(m[1]!)
     } catch {
       // closed meanwhile
     }
   }
-  return n
+  // Num RefCount Protocol Flags Type St Inode Path: Flags 00010000 = listening, St 03 = connected.
+  const sockets = new Map<string, { listening: boolean; connected: boolean; path: string }>()
+  for (const line of readOr('/proc/net/unix', '').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/)
+    if (f.length >= 7) sockets.set(f[6]!, { listening: (parseInt(f[3]!, 16) & 0x10000) !== 0, connected: f[5] === '03', path: f[7] ?? '' })
+  }
+  const listening = new Set(mine.map((i) => sockets.get(i)).filter((x) => x?.listening === true && x.path !== '').map((x) => x!.path))
+  // Without a listener of its own (connections handed over by another process), any connection
+  // with a path is an accepted one: a socket that connected out has none.
+  return mine.filter((i) => {
+    const x = sockets.get(i)
+    return x !== undefined && x.connected && (listening.size === 0 ? x.path !== '' : listening.has(x.path))
+  }).length
 }

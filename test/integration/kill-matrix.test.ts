@@ -27,7 +27,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { arbiterStatus, cliAsync, probeReady, startPostLoad, supervisorPrograms, type PostLoad, type ReadySample } from '../helpers/kill-matrix.js'
-import { describeProcesses, outsiders, processTable, stackProcesses, unixConnections, type StackMarks } from '../helpers/procs.js'
+import { describeProcesses, outsiders, processTable, stackProcesses, acceptedConnections, type StackMarks } from '../helpers/procs.js'
 import { root, sleep } from '../helpers/server.js'
 import { startStackRun, type StackRun } from '../helpers/stack.js'
 
@@ -49,6 +49,8 @@ interface Row {
   redAfterMs: number | null
   greenAfterMs: number | null
   outside: number
+  /** The last time, after the kill, a process of the stack was seen outside supervisord's tree. */
+  outsideUntilMs: number | null
   result: string
 }
 
@@ -111,8 +113,8 @@ function seconds(ms: number | null): string {
 }
 
 function table(rows: Row[]): string {
-  const head = ['kill', 'pid', 'failed POSTs', 'of which refused', 'in flight at kill', 'serving again', 'red after', 'green after', 'outside tree', 'result']
-  const cells = rows.map((r) => [r.kill, String(r.pid), String(r.failed), String(r.refused), r.inFlight, seconds(r.servingAgainMs), seconds(r.redAfterMs), seconds(r.greenAfterMs), String(r.outside), r.result])
+  const head = ['kill', 'pid', 'failed POSTs', 'of which refused', 'in flight at kill', 'serving again', 'red after', 'green after', 'outside tree until', 'left outside', 'result']
+  const cells = rows.map((r) => [r.kill, String(r.pid), String(r.failed), String(r.refused), r.inFlight, seconds(r.servingAgainMs), seconds(r.redAfterMs), seconds(r.greenAfterMs), seconds(r.outsideUntilMs), String(r.outside), r.result])
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)))
   const line = (c: string[]): string => c.map((v, i) => v.padEnd(widths[i]!)).join(' | ')
   return [line(head), widths.map((w) => '-'.repeat(w)).join('-|-'), ...cells.map(line)].join('\n')
@@ -181,15 +183,17 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
     return { count: out.length, text: describeProcesses(out, tbl) }
   }
 
-  /** Polls until no process of the stack is outside supervisord's tree, within `ms`. */
-  const settle = async (ms: number): Promise<{ count: number; text: string }> => {
+  /** Polls until no process of the stack is outside supervisord's tree, within `ms`; `seen` is when one was last seen. */
+  const settle = async (ms: number): Promise<{ count: number; text: string; seen: number | null }> => {
     const deadline = Date.now() + ms
     let last = outside()
+    let seen = last.count > 0 ? Date.now() : null
     for (let i = 0; last.count > 0 && Date.now() < deadline && i < 1000; i++) {
       await sleep(250)
       last = outside()
+      if (last.count > 0) seen = Date.now()
     }
-    return last
+    return { ...last, seen }
   }
 
   const waitGreen = async (ms: number): Promise<ReadySample | null> => {
@@ -250,7 +254,6 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
     const info = (await supervisorPrograms(s.runDir))?.get(name)
     return info !== undefined && info.state === 'RUNNING' && info.pid !== old && alive(info.pid)
   }
-  const serverSocket = join(s.runDir, 'server.sock')
   const nginxMaster = (): number | null => readPidFile(join(s.runDir, 'nginx.pid'))
   const noFailures = (m: Measured): string | null => (m.failed === 0 ? null : `${m.failed} failed POSTs, expected none`)
   const clientColumn = (m: Measured): string => `${m.clientInFlight} (client)`
@@ -271,8 +274,7 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
         if (st === null || st.workers.length === 0) throw new Error('no worker in forkyard status')
         const pids = st.workers.map((w) => w.pid)
         // The busiest worker (the most connections from nginx): the kill then has requests to lose.
-        const conns = (pid: number): number => unixConnections(pid, serverSocket)
-        const pid = pids.reduce((a, b) => (conns(b) > conns(a) ? b : a))
+        const pid = pids.reduce((a, b) => (acceptedConnections(b) > acceptedConnections(a) ? b : a))
         return { pid, workerPids: pids }
       },
       replaced: async (old) => {
@@ -364,7 +366,7 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
     const { pid, workerPids } = await c.victim()
     const counted = workerPids.map((w) => appInFlight(s, w) ?? 0).reduce((a, b) => a + b, 0)
     const clientInFlight = load.outstanding()
-    const workerConnections = c.name === 'a worker' ? unixConnections(pid, serverSocket) : null
+    const workerConnections = c.name === 'a worker' ? acceptedConnections(pid) : null
     const killAt = Date.now()
     process.kill(pid, 'SIGKILL')
     // A killed worker's file is frozen at the kill: exactly what it was serving.
@@ -375,9 +377,11 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
     const samples: ReadySample[] = []
     let backAt: number | null = null
     let greenAt: number | null = null
+    let outsideSeen: number | null = null
     const backLoop = (async () => {
-      for (let i = 0; backAt === null && Date.now() < deadline && i < 1000; i++) {
-        if (await c.replaced(pid).catch(() => false)) backAt = Date.now()
+      for (let i = 0; (backAt === null || greenAt === null) && Date.now() < deadline && i < 1000; i++) {
+        if (outside().count > 0) outsideSeen = Date.now()
+        if (backAt === null && (await c.replaced(pid).catch(() => false))) backAt = Date.now()
         else await sleep(250)
       }
     })()
@@ -402,6 +406,7 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
     const servingAgainMs = failures.length === 0 ? 0 : Math.max(...failures.map((f) => f.at)) - killAt
     const firstRed = samples.find((x) => x.status !== 200 && (greenAt === null || x.at < greenAt))
     const out = await settle(SETTLE_MS)
+    const outsideUntil = out.seen ?? outsideSeen
     const m: Measured = { failed: failures.length, notRefused: failures.length - refused, servingAgainMs, clientInFlight, appInFlight: appCount, workerConnections }
 
     const problems: string[] = []
@@ -423,11 +428,12 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
       redAfterMs: firstRed === undefined ? null : firstRed.at - killAt,
       greenAfterMs: greenAt === null ? null : greenAt - killAt,
       outside: out.count,
+      outsideUntilMs: outsideUntil === null ? null : outsideUntil - killAt,
       result: problems.length === 0 ? 'ok' : 'FAIL',
     }
     rows.push(row)
     st.diagnostic(`/readyz after the kill: ${timeline(samples, killAt)}; back (new process up) after ${seconds(backAt === null ? null : backAt - killAt)}`)
-    st.diagnostic(`${c.name} (pid ${pid}): ${failures.length} failed POSTs (${refused} refused) of ${load.ok + failures.length}, in flight ${row.inFlight}, serving again ${seconds(row.servingAgainMs)}, red after ${seconds(row.redAfterMs)}, green after ${seconds(row.greenAfterMs)}, ${out.count} outside supervisord's tree`)
+    st.diagnostic(`${c.name} (pid ${pid}): ${failures.length} failed POSTs (${refused} refused) of ${load.ok + failures.length}, in flight ${row.inFlight}, serving again ${seconds(row.servingAgainMs)}, red after ${seconds(row.redAfterMs)}, green after ${seconds(row.greenAfterMs)}, processes outside supervisord's tree until ${seconds(row.outsideUntilMs)}, ${out.count} left there`)
     if (failures.length > 0) {
       const kinds = new Map<string, number>()
       for (const f of failures) kinds.set(`${f.kind}: ${f.detail}`, (kinds.get(`${f.kind}: ${f.detail}`) ?? 0) + 1)
@@ -496,6 +502,7 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
         redAfterMs: firstRed === undefined ? null : firstRed.at - killAt,
         greenAfterMs,
         outside: left.length + out.count,
+        outsideUntilMs: left.length > 0 ? null : goneAt! - killAt,
         result: problems.length === 0 ? 'ok' : 'FAIL',
       })
       if (problems.length > 0) dumpLogs(st, s)
