@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { arbiterStatus, cliAsync, probeReady, startPostLoad, supervisorPrograms, type PostLoad, type ReadySample } from '../helpers/kill-matrix.js'
+import { arbiterStatus, cliAsync, probeReady, startPostLoad, supervisorPrograms, type Failure, type PostLoad, type ReadySample } from '../helpers/kill-matrix.js'
 import { describeProcesses, outsiders, processTable, stackProcesses, acceptedConnections, type StackMarks } from '../helpers/procs.js'
 import { root, sleep } from '../helpers/server.js'
 import { startStackRun, type StackRun } from '../helpers/stack.js'
@@ -118,6 +118,20 @@ function table(rows: Row[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)))
   const line = (c: string[]): string => c.map((v, i) => v.padEnd(widths[i]!)).join(' | ')
   return [line(head), widths.map((w) => '-'.repeat(w)).join('-|-'), ...cells.map(line)].join('\n')
+}
+
+/** Failures grouped by kind and message (the status line of an error answer), most frequent first. */
+function failureKinds(failures: Failure[]): string {
+  const kinds = new Map<string, number>()
+  for (const f of failures) {
+    const key = `${f.kind}: ${f.detail.replace(/\s+/g, ' ').replace(/<html>.*<title>([^<]*)<\/title>.*/, '$1').slice(0, 100)}`
+    kinds.set(key, (kinds.get(key) ?? 0) + 1)
+  }
+  return [...kinds]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 6)
+    .map(([k, n]) => `${n} x ${k}`)
+    .join('; ')
 }
 
 /** /readyz answers as a list of changes: +seconds status [components not ok]. */
@@ -433,11 +447,7 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
     rows.push(row)
     st.diagnostic(`/readyz after the kill: ${timeline(samples, killAt)}; back (new process up) after ${seconds(backAt === null ? null : backAt - killAt)}`)
     st.diagnostic(`${c.name} (pid ${pid}): ${failures.length} failed POSTs (${refused} refused) of ${load.ok + failures.length}, in flight ${row.inFlight}, serving again ${seconds(row.servingAgainMs)}, red after ${seconds(row.redAfterMs)}, green after ${seconds(row.greenAfterMs)}, processes outside supervisord's tree until ${seconds(row.outsideUntilMs)}, ${out.count} left there`)
-    if (failures.length > 0) {
-      const kinds = new Map<string, number>()
-      for (const f of failures) kinds.set(`${f.kind}: ${f.detail}`, (kinds.get(`${f.kind}: ${f.detail}`) ?? 0) + 1)
-      st.diagnostic(`failures: ${[...kinds].slice(0, 6).map(([k, n]) => `${n} x ${k}`).join('; ')}`)
-    }
+    if (failures.length > 0) st.diagnostic(`failures: ${failureKinds(failures)}`)
     if (problems.length > 0) dumpLogs(st, s)
     assert.deepEqual(problems, [], `kill -9 of ${c.name}`)
   }
@@ -470,6 +480,7 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
       if (firstRed === undefined) problems.push('/readyz never red after supervisord was killed')
       if (left.length > 0) problems.push(`${left.length} process(es) of the stack still running ${ORPHANS_GONE_MS / 1000} s after supervisord's death:\n${describeProcesses(left, tbl)}`)
       st.diagnostic(`/readyz after the kill: ${timeline(samples, killAt)}`)
+      if (failures.length > 0) st.diagnostic(`failures: ${failureKinds(failures)}`)
       st.diagnostic(`supervisord (pid ${pid}) killed: ${failures.length} failed POSTs (${failures.filter((f) => f.kind === 'refused').length} refused), ${left.length === 0 ? `every process gone after ${seconds(goneAt! - killAt)}` : `${left.length} still running`}`)
 
       // The killed supervisord stays a zombie until init reaps it (on some hosts a second or two
