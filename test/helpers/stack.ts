@@ -3,7 +3,7 @@
  * run and log directories on free ports; torn down (`forkyard down`) at the end, whatever happens.
  */
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { bin, freePort, root, tempDir } from './server.js'
@@ -11,6 +11,8 @@ import { bin, freePort, root, tempDir } from './server.js'
 export interface StackRun {
   env: Record<string, string>
   dir: string
+  /** Where `forkyard` runs and every program's working directory: `dir` with `ownProject`, else the checkout. */
+  projectDir: string
   runDir: string
   logDir: string
   port: number
@@ -21,8 +23,21 @@ export interface StackRun {
   supervisordPid: () => number
 }
 
-export async function startStackRun(t: TestContext, extra: Record<string, string> = {}): Promise<StackRun> {
+export interface StackRunOptions {
+  /**
+   * Run the stack as an app of its own: `dir` is the project directory, with a .env holding these
+   * values, and every program runs there (the kit stays the checkout). Without it the project is
+   * the checkout itself, like `make up` in a clone.
+   */
+  ownProject?: Record<string, string>
+}
+
+export async function startStackRun(t: TestContext, extra: Record<string, string> = {}, options: StackRunOptions = {}): Promise<StackRun> {
   const dir = tempDir('fy-stack-')
+  const projectDir = options.ownProject === undefined ? root : dir
+  if (options.ownProject !== undefined) {
+    writeFileSync(join(dir, '.env'), Object.entries(options.ownProject).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 })
+  }
   const port = await freePort()
   const pushPort = await freePort()
   const env: Record<string, string> = {
@@ -41,12 +56,13 @@ export async function startStackRun(t: TestContext, extra: Record<string, string
     ...extra,
   }
   const cli = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
-    const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, env, encoding: 'utf8', timeout: 180_000 })
+    const r = spawnSync(process.execPath, [bin, ...args], { cwd: projectDir, env, encoding: 'utf8', timeout: 180_000 })
     return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }
   }
   const run: StackRun = {
     env,
     dir,
+    projectDir,
     runDir: env.FORKYARD_RUN_DIR!,
     logDir: env.FORKYARD_LOG_DIR!,
     port,
