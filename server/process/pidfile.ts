@@ -4,15 +4,25 @@
  * stale file (its process is gone, or the file is empty or garbled) is taken over. Only the
  * process named in the file removes it.
  */
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { ForkyardError, codes } from '../errors.js'
 
+/**
+ * The process exists and has not exited. A zombie (exited, not yet reaped by its parent: after a
+ * kill -9 of supervisord, init reaps it 1-2 s late) answers kill(pid, 0) but is dead.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    // No /proc (not Linux), or gone meanwhile: what kill(0) said.
+    return existsSync('/proc/self') ? false : true
   }
 }
 

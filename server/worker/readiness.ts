@@ -19,6 +19,8 @@ export class ReadinessCheck {
   }
 
   check(): Promise<Readiness> {
+    // The arbiter is gone (this worker serves until the next one takes its socket over): not ready.
+    if (!process.connected) return Promise.reject(new Error('the arbiter is gone: a new one is starting'))
     return new Promise((resolve, reject) => {
       const id = ++this.nextId
       const timer = setTimeout(() => {

@@ -426,7 +426,10 @@ test('kill matrix: kill -9 of each process of the stack under keep-alive POST lo
     if (early.length > 0) problems.push(`${early.length} failed POSTs before the kill: ${early[0]!.detail}`)
     if (backAt === null) problems.push(`not running again within ${RECOVERY_MS / 1000} s`)
     if (greenAt === null) problems.push(`/readyz not green within ${RECOVERY_MS / 1000} s; last answers: ${samples.slice(-3).map((x) => `${x.status} [${x.bad.join(',')}]`).join(' ')}`)
-    if (firstRed === undefined) problems.push(`/readyz never red while ${c.name} was down (${samples.length} probes, back after ${seconds(backAt === null ? null : backAt - killAt)})`)
+    // /readyz goes through nginx: when the wrapper has nginx back before the next probe (every last
+    // failure within 100 ms of the kill), there is no outage long enough to be seen red.
+    const tooShortToSee = c.name === 'the nginx master' && servingAgainMs < 100
+    if (firstRed === undefined && !tooShortToSee) problems.push(`/readyz never red while ${c.name} was down (${samples.length} probes, back after ${seconds(backAt === null ? null : backAt - killAt)})`)
     const bound = c.bound(m)
     if (bound !== null) problems.push(bound)
     if (out.count > 0) problems.push(`${out.count} process(es) of the stack outside supervisord's tree ${SETTLE_MS / 1000} s after recovery:\n${out.text}`)
