@@ -12,6 +12,7 @@ import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import { loadConfig } from './config/load.js'
+import { config } from './config/runtime.js'
 
 const pools = new Map<string, Piscina>()
 
@@ -24,7 +25,7 @@ export interface OffloadOptions {
 function poolFor(filename: string): Piscina {
   let pool = pools.get(filename)
   if (pool === undefined) {
-    const threads = loadConfig(process.env).offloadThreads || availableParallelism()
+    const threads = loadConfig(config.settings()).offloadThreads || availableParallelism()
     pool = new Piscina({ filename, minThreads: 0, maxThreads: threads, idleTimeout: 30_000 })
     pools.set(filename, pool)
   }

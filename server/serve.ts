@@ -58,7 +58,7 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
     `starting ${workers} worker${workers === 1 ? '' : 's'}`,
   )
   const watcher = envFile !== undefined ? new EnvWatcher(resolve(envFile), baseEnv ?? env, initial, log) : null
-  const arbiter = new Arbiter({ config, app: resolve(app), appFromSettings, workers, log, output, watcher, overrides, configVersion: initial.version })
+  const arbiter = new Arbiter({ config, env, app: resolve(app), appFromSettings, workers, log, output, watcher, overrides, configVersion: initial.version })
   if (handleSignals) arbiter.handleSignals((code) => flushAndExit(output, code))
   if (dieWithParent) {
     onParentGone((ppid) => {

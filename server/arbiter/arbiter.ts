@@ -19,6 +19,7 @@ import { plainLine } from '../log/schema.js'
 import { LOG_FD, STALL_FD, isWorkerMessage, workerEnv, type ArbiterMessage, type JobsMessage, type JobsReport, type RequestSummary, type StallReport, type WorkerMessage } from './ipc.js'
 import { Health } from './health.js'
 import { loadPushConfig } from '../config/messaging.js'
+import { definedEnv } from '../config/env-file.js'
 import { prepareBinds } from './binds.js'
 import { publishSockets } from './handover.js'
 import { listenControl, type ControlCommand } from './control.js'
@@ -91,6 +92,8 @@ export interface ArbiterOptions {
   /** Settings given in code or flags: they keep winning over .env after a change. */
   overrides?: ConfigOverrides
   configVersion?: string
+  /** The environment serve() was given (settings when no .env is watched; the children's base). */
+  env?: NodeJS.ProcessEnv
   app: string
   /** The app came from FORKYARD_APP (not a command-line argument): a change of it reloads onto the new module. */
   appFromSettings?: boolean
@@ -109,6 +112,7 @@ export class Arbiter {
   private readonly log: Logger
   private readonly output: LineOutput
   private app: string
+  private readonly env: NodeJS.ProcessEnv
   private readonly appFromSettings: boolean
   private readonly workers = new Map<number, Tracked>()
   private target: number
@@ -146,12 +150,13 @@ export class Arbiter {
     this.log = options.log
     this.output = options.output
     this.app = options.app
+    this.env = options.env ?? process.env
     this.appFromSettings = options.appFromSettings ?? false
     this.target = options.workers
     this.configVersion = options.configVersion ?? ''
     this.health = new Health({
       config: () => this.config,
-      pushBind: () => loadPushConfig(this.watcher?.current.env ?? process.env).bind,
+      pushBind: () => loadPushConfig(this.settingsEnv()).bind,
       supervisorSocket: join(this.config.runDir, 'supervisor.sock'),
       workers: () => {
         const st = this.status()
@@ -266,13 +271,6 @@ export class Arbiter {
    */
   private onConfigChange(change: ConfigChange): void {
     const { next, changed, restart } = change
-    const env: Record<string, string | null> = {}
-    for (const k of changed) env[k] = next.env[k] ?? null
-    // New workers inherit process.env (cluster.fork) and the resolved config.
-    for (const [k, v] of Object.entries(env)) {
-      if (v === null) delete process.env[k]
-      else process.env[k] = v
-    }
     this.config = loadConfig(next.env, this.overrides)
     this.configVersion = next.version
     this.configSince = Date.now()
@@ -283,7 +281,7 @@ export class Arbiter {
       this.app = loadStackConfig(next.env).app
       this.log.info({ app: this.app }, 'FORKYARD_APP changed: the next generation serves the new module')
     }
-    const msg: ArbiterMessage = { t: 'config', version: next.version, env, server: this.config, app: next.app, changed }
+    const msg: ArbiterMessage = { t: 'config', version: next.version, env: next.env, server: this.config, app: next.app, changed }
     for (const t of this.workers.values()) {
       try {
         t.cw.send(msg)
@@ -298,6 +296,11 @@ export class Arbiter {
       this.log.info({ restart, version: next.version }, 'config change needs new worker processes: rolling reload')
       void this.reload()
     }
+  }
+
+  /** The settings environment in force: the watched snapshot, or the environment serve() was given. */
+  private settingsEnv(): Record<string, string> {
+    return this.watcher?.current.env ?? definedEnv(this.env)
   }
 
   status(): ArbiterStatus {
@@ -449,6 +452,7 @@ export class Arbiter {
       [workerEnv.id]: String(nextWorkerId()),
       [workerEnv.configVersion]: this.configVersion,
       [workerEnv.appConfig]: JSON.stringify(this.watcher?.current.app ?? {}),
+      [workerEnv.settings]: JSON.stringify(this.settingsEnv()),
     })
     let settleBoot: (r: BootResult) => void = () => {}
     const booted = new Promise<BootResult>((resolve) => (settleBoot = resolve))
@@ -605,11 +609,12 @@ export class Arbiter {
     if (!this.config.jobs || this.stopping || this.jobs !== null) return
     const child = fork(jobsMain, [], {
       env: {
-        ...process.env,
+        ...this.env,
         [workerEnv.config]: JSON.stringify(this.config),
         [workerEnv.app]: this.app,
         [workerEnv.configVersion]: this.configVersion,
         [workerEnv.appConfig]: JSON.stringify(this.watcher?.current.app ?? {}),
+        [workerEnv.settings]: JSON.stringify(this.settingsEnv()),
       },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe', 'pipe'],
       serialization: 'json',

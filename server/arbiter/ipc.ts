@@ -43,7 +43,8 @@ export type JobsMessage = { t: 'ready' } | { t: 'jobs'; report: JobsReport }
 export type ArbiterMessage =
   | { t: 'drain'; reason: string; closeIdle: boolean }
   | { t: 'readiness'; id: number; readiness: Readiness }
-  | { t: 'config'; version: string; env: Record<string, string | null>; server: ServerConfig; app: Record<string, unknown>; changed: string[] }
+  /** A validated change: the whole settings environment, which replaces the one in force. */
+  | { t: 'config'; version: string; env: Record<string, string>; server: ServerConfig; app: Record<string, unknown>; changed: string[] }
 
 /** Written by the watchdog thread as one JSON line on fd 4. */
 export interface StallReport {
@@ -67,7 +68,23 @@ export const workerEnv = {
   generation: 'FORKYARD_GENERATION',
   configVersion: 'FORKYARD_INTERNAL_CONFIG_VERSION',
   appConfig: 'FORKYARD_INTERNAL_APP_CONFIG',
+  /** The settings environment in force (JSON): the child installs it, and sets process.env from it once. */
+  settings: 'FORKYARD_INTERNAL_SETTINGS',
 } as const
+
+/**
+ * In a worker or the jobs process at start: the settings the arbiter passed down, installed as the
+ * process's settings, and process.env made equal to them for the app's own reads (a key removed
+ * from .env since the arbiter started is gone here too). The kit itself never reads process.env
+ * back (config/runtime.ts).
+ */
+export function installSettings(env: NodeJS.ProcessEnv): { version: string; settings: Record<string, string>; app: Record<string, unknown> } {
+  const settings = JSON.parse(env[workerEnv.settings] ?? '{}') as Record<string, string>
+  const keep = (k: string): boolean => k.startsWith('FORKYARD_INTERNAL_') || k === 'NODE_UNIQUE_ID' || k === workerEnv.id || k === workerEnv.generation
+  for (const k of Object.keys(env)) if (!(k in settings) && !keep(k)) delete env[k]
+  for (const [k, v] of Object.entries(settings)) env[k] = v
+  return { version: env[workerEnv.configVersion] ?? '', settings, app: JSON.parse(env[workerEnv.appConfig] ?? '{}') as Record<string, unknown> }
+}
 
 export function isWorkerMessage(m: unknown): m is WorkerMessage {
   return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string'

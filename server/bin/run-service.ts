@@ -77,16 +77,11 @@ export async function runService(svc: string, level: string, start: (log: Logger
     const startedAt = new Date().toISOString()
     writeState(watcher.current.server.runDir, svc, watcher.current.version, startedAt)
     watcher.on('change', ({ next, changed }) => {
-      for (const k of changed) {
-        const v = next.env[k]
-        if (v === undefined) delete process.env[k]
-        else process.env[k] = v
-      }
       const typed = next.app
       log.level = next.server.logLevel
       const logs = loadLogConfig(next.env)
       output.setLimits?.(logs.maxBytes, logs.keep)
-      runtimeConfig.apply(next.version, Object.fromEntries(changed.map((k) => [k, next.env[k] ?? null])), typed, changed)
+      runtimeConfig.apply(next.version, next.env, typed, changed)
       const how = service.reconfigure?.(next.env) ?? 'live'
       if (how === 'restart') {
         log.info({ changed, version: next.version }, 'config change needs a new process: stopping so that the supervisor starts it again')
@@ -97,6 +92,6 @@ export async function runService(svc: string, level: string, start: (log: Logger
       }
     })
     watcher.start()
-    runtimeConfig.apply(watcher.current.version, {}, watcher.current.app, [])
+    runtimeConfig.apply(watcher.current.version, watcher.current.env, watcher.current.app, [])
   }
 }

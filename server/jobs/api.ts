@@ -1,12 +1,13 @@
 /** `tasks` for app code: define in the app module, enqueue from a request handler, read states. */
 import { loadConfig } from '../config/load.js'
+import { config } from '../config/runtime.js'
 import { TaskQueue, type TaskRecord } from './queue.js'
 import { defineTask, taskDefinitions, type TaskDefinition, type TaskOptions } from './registry.js'
 
 let queue: TaskQueue | null = null
 
 function shared(): TaskQueue {
-  queue ??= new TaskQueue(loadConfig(process.env).tasksDir)
+  queue ??= new TaskQueue(loadConfig(config.settings()).tasksDir)
   return queue
 }
 

@@ -7,7 +7,7 @@
 import { pathToFileURL } from 'node:url'
 import type { ServerConfig } from '../config/schema.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
-import { LOG_FD, workerEnv, type ArbiterMessage, type JobsMessage } from '../arbiter/ipc.js'
+import { LOG_FD, installSettings, workerEnv, type ArbiterMessage, type JobsMessage } from '../arbiter/ipc.js'
 import { config as runtimeConfig } from '../config/runtime.js'
 import { TaskQueue } from './queue.js'
 import { TaskRunner } from './runner.js'
@@ -17,7 +17,8 @@ import { singletonDefinitions, taskDefinitions } from './registry.js'
 const config = JSON.parse(process.env[workerEnv.config] ?? '{}') as ServerConfig
 const output = createOutput('server', null, LOG_FD)
 const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'jobs' } })
-runtimeConfig.apply(process.env[workerEnv.configVersion] ?? '', {}, JSON.parse(process.env[workerEnv.appConfig] ?? '{}') as Record<string, unknown>, [])
+const installed = installSettings(process.env)
+runtimeConfig.apply(installed.version, installed.settings, installed.app, [])
 
 // A .env change the arbiter validated: config.get() in tasks and singletons sees it at once.
 process.on('message', (m: unknown) => {

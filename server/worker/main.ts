@@ -8,7 +8,7 @@ import { Worker as Thread } from 'node:worker_threads'
 import type { ServerConfig } from '../config/schema.js'
 import { ForkyardError, codes, serializeError } from '../errors.js'
 import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
-import { LOG_FD, workerEnv, type ArbiterMessage, type WorkerMessage } from '../arbiter/ipc.js'
+import { LOG_FD, installSettings, workerEnv, type ArbiterMessage, type WorkerMessage } from '../arbiter/ipc.js'
 import { ReadinessCheck } from './readiness.js'
 import { HttpWorker } from './http-worker.js'
 import { config as runtimeConfig } from '../config/runtime.js'
@@ -17,7 +17,8 @@ import { loadApp } from './load-app.js'
 import { awaitTakeover, heldSockets } from '../arbiter/handover.js'
 
 let config = JSON.parse(process.env[workerEnv.config] ?? '{}') as ServerConfig
-runtimeConfig.apply(process.env[workerEnv.configVersion] ?? '', {}, JSON.parse(process.env[workerEnv.appConfig] ?? '{}') as Record<string, unknown>, [])
+const installed = installSettings(process.env)
+runtimeConfig.apply(installed.version, installed.settings, installed.app, [])
 const appPath = process.env[workerEnv.app] ?? ''
 const workerId = Number(process.env[workerEnv.id] ?? 0)
 const generation = Number(process.env[workerEnv.generation] ?? 0)
