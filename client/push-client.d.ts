@@ -31,9 +31,11 @@ export interface PushStatus {
 
 export interface PushGap {
   channel: string
-  reason: 'epoch-changed' | 'history-trimmed' | 'history-unavailable' | string
+  reason: 'epoch-changed' | 'history-trimmed' | 'history-unavailable' | 'offset-jump' | string
   epoch: string
   offset: number
+  /** For an offset jump: the first and last offsets that were never delivered. */
+  missed?: [number, number]
 }
 
 export declare class PushClient {
@@ -44,4 +46,6 @@ export declare class PushClient {
   onstatus: ((status: PushStatus) => void) | null
   ongap: ((gap: PushGap) => void) | null
   onrecovered: ((info: { channel: string; offset: number }) => void) | null
+  /** A private channel's token expired and there is no getToken to fetch a new one. */
+  onexpired: ((info: { channel: string; offset: number }) => void) | null
 }

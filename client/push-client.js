@@ -33,6 +33,7 @@ export class PushClient {
     this.onstatus = null
     this.ongap = null
     this.onrecovered = null
+    this.onexpired = null
     this.connect()
   }
 
@@ -109,6 +110,10 @@ export class PushClient {
     switch (msg.type) {
       case 'message':
         if (c.epoch === msg.epoch && c.offset !== null && msg.offset <= c.offset) return
+        // The server fills gaps or says so; a jump it did not announce is reported, never passed over.
+        if (c.epoch === msg.epoch && c.offset !== null && msg.offset > c.offset + 1) {
+          this.ongap?.({ channel: msg.channel, reason: 'offset-jump', epoch: msg.epoch, offset: msg.offset, missed: [c.offset + 1, msg.offset - 1] })
+        }
         c.offset = msg.offset
         c.epoch = msg.epoch
         c.handler(msg.data, msg)
@@ -118,6 +123,13 @@ export class PushClient {
         if (msg.recovered === true) this.onrecovered?.({ channel: msg.channel, offset: msg.offset })
         if (msg.recovered !== true) c.offset = msg.offset
         c.epoch = msg.epoch
+        return
+      case 'unsubscribed':
+        // The token of a private channel expired: subscribe again with a fresh one, from the last
+        // offset seen, so nothing is missed; without getToken the application is told.
+        if (msg.reason !== 'token-expired') return
+        if (this.getToken !== null) void this.sendSubscribe(msg.channel)
+        else this.onexpired?.({ channel: msg.channel, offset: msg.offset })
         return
       case 'reset':
         c.offset = msg.offset

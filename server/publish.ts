@@ -6,6 +6,7 @@ import { loadPublisherConfig, loadPushConfig } from './config/messaging.js'
 import { Publisher, sharedPublisher, type PublishOptions, type Published } from './bridge/publisher.js'
 import { signPushToken } from './push/tokens.js'
 import { config } from './config/runtime.js'
+import { ForkyardError, codes } from './errors.js'
 
 /**
  * Publishes `data` (anything JSON.stringify accepts) on `channel` through the bridge. Resolves with
@@ -13,6 +14,8 @@ import { config } from './config/runtime.js'
  * queue for an unreachable bridge is full (FORKYARD_ERR_PUBLISH_QUEUE_FULL) or the data is bad.
  */
 export function publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<Published> {
+  // `$...` channels are the kit's own (the push process's heartbeat): app code cannot forge them.
+  if (channel.startsWith('$')) return Promise.reject(new ForkyardError(codes.PUBLISH_INVALID, `Expected a channel that is not reserved (names starting with $ are the kit's), got ${JSON.stringify(channel)}`))
   return sharedPublisher(() => new Publisher(loadPublisherConfig(config.settings()))).publish(channel, data, options)
 }
 

@@ -15,7 +15,15 @@ const nginxLevels: Record<string, Level> = { emerg: 'fatal', alert: 'fatal', cri
 
 export function wrapPlainLine(svc: string, pid: number, line: string): string {
   const level = /\[(emerg|alert|crit|error|warn|notice|info|debug)\]/.exec(line)?.[1]
-  return JSON.stringify(plainLine(svc, pid, level === undefined ? 'info' : nginxLevels[level]!, line))
+  return JSON.stringify(plainLine(svc, pid, level === undefined ? 'info' : nginxLevels[level]!, redactTokens(line)))
+}
+
+/**
+ * nginx's error lines quote the request line, query string included: a token a client put in the
+ * URL (the push process does not accept one there) must not reach the log.
+ */
+export function redactTokens(line: string): string {
+  return line.replace(/([?&](?:token|access_token)=)[^&\s"]+/gi, '$1(redacted)')
 }
 
 export function runLogged(svc: string, command: string, args: string[], output: LineOutput, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<number> {

@@ -20,6 +20,8 @@ interface Subscription {
   /** Live messages wait here while the history of a resume is being sent. */
   buffer: { offset: number; frame: Buffer }[] | null
   lastSent: number
+  /** A private channel's token expiry (ms since epoch): nothing is delivered past it. */
+  expiresAt: number | null
 }
 
 interface Conn {
@@ -46,7 +48,7 @@ export class PushServer {
   private lastHeartbeat = 0
   private heartbeatLagMs: number | null = null
   private closing: Promise<void> | null = null
-  readonly counters = { connections: 0, rejectedRate: 0, rejectedOrigin: 0, delivered: 0, slowConsumers: 0, badMessages: 0, unauthorized: 0, resumes: 0, recovered: 0, notRecovered: 0, deadPeers: 0 }
+  readonly counters = { connections: 0, rejectedRate: 0, rejectedOrigin: 0, delivered: 0, slowConsumers: 0, badMessages: 0, unauthorized: 0, expired: 0, resumes: 0, recovered: 0, notRecovered: 0, deadPeers: 0 }
 
   constructor(
     private config: Readonly<PushConfig>,
@@ -67,7 +69,10 @@ export class PushServer {
       this.http.once('error', reject)
       this.http.listen({ host, port: Number(port) }, () => resolve())
     })
-    this.heartbeatTimer = setInterval(() => this.beat(), 1000)
+    this.heartbeatTimer = setInterval(() => {
+      this.beat()
+      this.expireTokens()
+    }, 1000)
     this.pingTimer = setInterval(() => this.ping(), this.config.pingIntervalMs)
     this.beat()
     const addr = this.http.address()
@@ -160,7 +165,6 @@ export class PushServer {
     this.counters.connections++
     const reqId = req.headers['x-request-id']
     this.log.debug({ conn: conn.id, reqId }, 'websocket connected')
-    const queryToken = new URL(req.url ?? '/', 'http://x').searchParams.get('token')
     ws.on('pong', () => (conn.alive = true))
     ws.on('message', (data, isBinary) => {
       if (isBinary) return this.cut(conn, closeCodes.UNSUPPORTED_DATA, 'binary frames are not supported: send JSON text')
@@ -169,7 +173,7 @@ export class PushServer {
         this.counters.badMessages++
         return this.cut(conn, closeCodes.BAD_MESSAGE, parsed.reason)
       }
-      void this.onClientMessage(conn, parsed.message, queryToken)
+      void this.onClientMessage(conn, parsed.message)
     })
     ws.on('error', (err) => {
       // ws closes with 1009 on oversized frames, 1002 on protocol errors: log and carry on.
@@ -178,27 +182,30 @@ export class PushServer {
     ws.on('close', () => this.drop(conn))
   }
 
-  private async onClientMessage(conn: Conn, m: ClientMessage, queryToken: string | null): Promise<void> {
+  private async onClientMessage(conn: Conn, m: ClientMessage): Promise<void> {
     if (m.type === 'unsubscribe') {
       this.unsubscribe(conn, m.channel)
       this.send(conn, Buffer.from(JSON.stringify({ type: 'unsubscribed', channel: m.channel })))
       return
     }
     if (isReserved(m.channel)) return this.cut(conn, closeCodes.FORBIDDEN, `channel ${m.channel} is reserved`)
+    // Tokens come in the subscribe message only, never in the URL, which proxies log.
+    let expiresAt: number | null = null
     if (isPrivate(m.channel)) {
-      const v = verifyPushToken(this.config.secret, m.token ?? queryToken)
+      const v = verifyPushToken(this.config.secret, m.token)
       if (!v.ok || !v.claims.channels.includes(m.channel)) {
         this.counters.unauthorized++
         const reason = v.ok ? `token does not grant ${m.channel}` : v.reason
         this.log.info({ conn: conn.id, channel: m.channel, reason }, 'websocket unauthorized')
         return this.cut(conn, closeCodes.UNAUTHORIZED, reason)
       }
+      expiresAt = v.claims.exp * 1000
     }
     if (!conn.subs.has(m.channel) && conn.subs.size >= this.config.maxSubscriptions) {
       return this.cut(conn, closeCodes.TOO_MANY_SUBSCRIPTIONS, `at most ${this.config.maxSubscriptions} subscriptions per connection`)
     }
     this.unsubscribe(conn, m.channel)
-    const sub: Subscription = { buffer: [], lastSent: 0 }
+    const sub: Subscription = { buffer: [], lastSent: 0, expiresAt }
     conn.subs.set(m.channel, sub)
     let set = this.channels.get(m.channel)
     if (set === undefined) {
@@ -263,9 +270,14 @@ export class PushServer {
     if (set === undefined) return 0
     const frame = messageFrame(text)
     let delivered = 0
+    const now = Date.now()
     for (const conn of set) {
       const sub = conn.subs.get(channel)
       if (sub === undefined) continue
+      if (sub.expiresAt !== null && now >= sub.expiresAt) {
+        this.expire(conn, channel)
+        continue
+      }
       if (sub.buffer !== null) {
         sub.buffer.push({ offset, frame })
         continue
@@ -315,6 +327,26 @@ export class PushServer {
     conn.closed = true
     this.conns.delete(conn)
     for (const channel of [...conn.subs.keys()]) this.unsubscribe(conn, channel)
+  }
+
+  /**
+   * A private subscription whose token expired ends, and the client is told which offset it had
+   * reached: with a fresh token it subscribes again from there and misses nothing.
+   */
+  private expire(conn: Conn, channel: string): void {
+    const sub = conn.subs.get(channel)
+    if (sub === undefined) return
+    this.unsubscribe(conn, channel)
+    this.counters.expired++
+    this.send(conn, Buffer.from(JSON.stringify({ type: 'unsubscribed', channel, reason: 'token-expired', offset: sub.lastSent })))
+  }
+
+  /** Every second: private subscriptions whose token expired end even on a quiet channel. */
+  private expireTokens(): void {
+    const now = Date.now()
+    for (const conn of this.conns) {
+      for (const [channel, sub] of conn.subs) if (sub.expiresAt !== null && now >= sub.expiresAt) this.expire(conn, channel)
+    }
   }
 
   private unsubscribe(conn: Conn, channel: string): void {

@@ -17,3 +17,10 @@ test('wrapPlainLine: an nginx error line becomes a schema line with the level ng
     assert.deepEqual({ ...line, time: 'T' }, { time: 'T', level, svc: 'nginx', pid: 7, msg: text }, text)
   }
 })
+
+test('a token in a request line nginx quotes never reaches the log', () => {
+  const text = '2026/12/02 00:00:00 [error] 9#9: *1 connect() failed (111: Connection refused) while connecting to upstream, request: "GET /ws?token=v1.eyJjaCI6WyJw.c2ln&x=1 HTTP/1.1", host: "127.0.0.1"'
+  const line = JSON.parse(wrapPlainLine('nginx', 7, text)) as { msg: string }
+  assert.ok(!line.msg.includes('eyJjaCI6WyJw'), line.msg)
+  assert.match(line.msg, /GET \/ws\?token=\(redacted\)&x=1 HTTP/)
+})
