@@ -7,10 +7,14 @@
 //   GET  /api/pipelines/:id  -> the pipeline's state, step by step
 //   GET  /api/pipelines      -> the most recent pipelines
 //   POST /api/notify         {"channel":"news","message":"hi"} -> published to subscribed browsers
+//                            (a private:... channel needs "Authorization: Bearer <token>" granting
+//                            it, as subscribing does; reserved $... channels are refused)
 //
+// Every pipeline's state (queued, running, done, failed) is also published on the public channel
+// "pipelines", which every open page follows: a second tab sees pipelines started elsewhere.
 // Progress goes to the private channel private:pipeline:<id>; the token in the 202 answer lets the
 // page subscribe to it. The page itself is static (example/public), served by nginx.
-import { pushToken, publish, requestId, tasks } from 'forkyard'
+import { config, pushToken, publish, requestId, tasks, verifyPushToken } from 'forkyard'
 import { readBody, json, validatePipeline } from './http.mjs'
 import { runPipeline } from './pipeline.mjs'
 
@@ -35,6 +39,7 @@ export default async function app(req, res) {
     if (req.method === 'POST' && path === '/api/pipelines') {
       const input = validatePipeline(await readBody(req, 64 * 1024))
       const { id, duplicate } = await tasks.enqueue('pipeline', input, { idempotencyKey: req.headers['idempotency-key'], reqId: requestId(req) })
+      if (!duplicate) publish('pipelines', { id, name: input.name, state: 'queued' }).catch(() => {})
       const channel = `private:pipeline:${id}`
       // The task is accepted whatever happens next: never answer 500 for it (a client would retry
       // and, without an Idempotency-Key, start it twice). Without FORKYARD_PUSH_SECRET there is no
@@ -61,6 +66,16 @@ export default async function app(req, res) {
       const input = JSON.parse(await readBody(req, 64 * 1024))
       if (typeof input?.channel !== 'string' || typeof input?.message !== 'string') {
         return json(res, 400, { error: `expected {"channel": string, "message": string}, got ${JSON.stringify(input).slice(0, 200)}` })
+      }
+      // Publishing needs what subscribing needs: nothing for a public channel, a token granting a
+      // private one; the kit's own $... channels never.
+      if (input.channel.startsWith('$')) return json(res, 403, { error: `channel ${input.channel} is reserved` })
+      if (input.channel.startsWith('private:')) {
+        const token = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1]
+        const v = verifyPushToken(config.get('FORKYARD_PUSH_SECRET') ?? '', token)
+        if (!v.ok || !v.claims.channels.includes(input.channel)) {
+          return json(res, 403, { error: `publishing on ${input.channel} needs "Authorization: Bearer <token>" granting it: ${v.ok ? 'the token does not grant it' : v.reason}` })
+        }
       }
       const { offset } = await publish(input.channel, { message: input.message }, { reqId: requestId(req) })
       return json(res, 202, { channel: input.channel, offset })

@@ -6,18 +6,23 @@ export function json(res, status, body) {
   res.end(text)
 }
 
+/**
+ * The body as text, at most `max` bytes; a larger one is read to its end and dropped, then refused
+ * with 413. Destroying the request instead would cut the connection before the answer, and nginx
+ * would turn that into a 502 (nginx's own client_max_body_size bounds what is read here).
+ */
 export function readBody(req, max) {
   return new Promise((resolve, reject) => {
     let size = 0
     const chunks = []
     req.on('data', (c) => {
       size += c.length
-      if (size > max) {
-        reject(Object.assign(new Error(`expected a body of at most ${max} bytes`), { status: 413 }))
-        req.destroy()
-      } else chunks.push(c)
+      if (size <= max) chunks.push(c)
     })
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    req.on('end', () => {
+      if (size > max) reject(Object.assign(new Error(`expected a body of at most ${max} bytes, got ${size}`), { status: 413 }))
+      else resolve(Buffer.concat(chunks).toString('utf8'))
+    })
     req.on('error', reject)
   })
 }

@@ -1,8 +1,25 @@
 // The background task that runs a pipeline: step by step, off the request path, in the jobs
 // process. A "cpu" step is CPU-heavy work offloaded to a worker thread, so nothing blocks.
-import { offload } from 'forkyard'
+import { offload, publish } from 'forkyard'
+
+/** The pipeline's state on the public "pipelines" channel every page follows (never holds the task up). */
+function announce(ctx, payload, state) {
+  publish('pipelines', { id: ctx.id, name: payload.name, state, attempt: ctx.attempt }).catch(() => {})
+}
 
 export async function runPipeline(payload, ctx) {
+  announce(ctx, payload, 'running')
+  try {
+    const result = await runSteps(payload, ctx)
+    announce(ctx, payload, 'done')
+    return result
+  } catch (err) {
+    announce(ctx, payload, 'failed')
+    throw err
+  }
+}
+
+async function runSteps(payload, ctx) {
   const states = payload.steps.map(() => 'pending')
   const report = (i, state) => {
     states[i] = state

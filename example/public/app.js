@@ -102,6 +102,21 @@ async function poll(p) {
   }
 }
 
+// Every pipeline's state, whoever started it (another tab, another user): the public channel
+// "pipelines". One this page has not seen is read from the API (its steps) first; the event's
+// state then wins (it is announced before the task queue records it).
+client.subscribe('pipelines', async (event) => {
+  if (!pipelines.has(event.id)) await refresh(event.id).catch(() => {})
+  const p = pipelines.get(event.id)
+  if (p === undefined) return
+  if (event.state === 'done') {
+    p.state = 'done'
+    p.steps = p.steps.map((s) => ({ ...s, state: 'done' }))
+  } else if (event.state === 'failed') p.state = 'failed'
+  else if (p.state !== 'done' && p.state !== 'failed') p.state = event.state
+  render(p)
+})
+
 // Pipelines submitted before this page was opened (or by another tab): their current state.
 fetch('/api/pipelines')
   .then((res) => res.json())

@@ -37,6 +37,31 @@ test('the example page: a pipeline runs live; the push process dies mid-pipeline
   await page.waitForSelector('.pipeline[data-state="done"]', { timeout: 30_000 })
   assert.deepEqual(await page.$$eval('.pipeline[data-state="done"] .step', (els) => els.map((e) => e.getAttribute('data-state'))), ['done', 'done', 'done'])
 
+  // A second tab, on a phone-sized screen: no sideways scroll, and it follows a pipeline started in
+  // the first tab until it is done (the public "pipelines" channel).
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 } })
+  phone.on('pageerror', (err) => errors.push(`phone: ${err.message}`))
+  await phone.goto(s.url('/'))
+  await phone.waitForSelector('#connection[data-state="open"]', { timeout: 15_000 })
+  assert.equal(await phone.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), true, 'no sideways scroll at 390 px')
+  await page.fill('input[name="name"]', 'from the first tab')
+  await page.fill('textarea[name="steps"]', 'lint:sleep:500\nunit:sleep:500')
+  await page.click('button[type="submit"]')
+  await phone.locator('.pipeline', { hasText: 'from the first tab' }).waitFor({ timeout: 10_000 })
+  await phone.locator('.pipeline[data-state="done"]', { hasText: 'from the first tab' }).waitFor({ timeout: 20_000 })
+  assert.equal(await phone.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), true, 'still no sideways scroll with pipelines listed')
+  await phone.screenshot({ path: join(root, 'docs/screenshot-phone.png'), fullPage: true })
+  await phone.close()
+
+  // The app's HTTP edges: publishing needs what subscribing needs; a large body gets the app's 413.
+  const notify = (body: unknown, headers: Record<string, string> = {}): Promise<Response> => fetch(s.url('/api/notify'), { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+  assert.equal((await notify({ channel: 'news', message: 'hi' })).status, 202)
+  assert.equal((await notify({ channel: '$sys:heartbeat', message: 'forged' })).status, 403)
+  assert.equal((await notify({ channel: 'private:pipeline:0123', message: 'forged' })).status, 403)
+  const big = await fetch(s.url('/api/notify'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ channel: 'news', message: 'x'.repeat(900 * 1024) }) })
+  assert.equal(big.status, 413, 'the app answers 413, not a 502 from a cut connection')
+  assert.equal((await fetch(s.url('/static/favicon.svg'))).status, 200)
+
   // Bad input: a clear message, nothing queued.
   await page.fill('textarea[name="steps"]', 'deploy:gpu:100')
   await page.click('button[type="submit"]')
