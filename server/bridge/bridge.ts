@@ -61,7 +61,8 @@ export class Bridge {
     const now = Date.now()
     if (this.config.dataDir !== '') {
       this.store = new HistoryStore(this.config.dataDir)
-      const { history, restored, corrupt, newEpoch: fresh } = this.store.open(limits, now)
+      const { history, restored, corrupt, newEpoch: fresh, damaged } = this.store.open(limits, now)
+      if (damaged) this.log.error({ corrupt, dataDir: this.config.dataDir }, 'history file damaged in the middle (not a line cut by a crash): starting a new epoch, every subscriber is told its history is gone')
       this.history = history
       this.log.info({ epoch: history.epoch, restored, corrupt, dataDir: this.config.dataDir, newEpoch: fresh }, fresh ? 'history file started: new epoch' : 'history restored from file')
     } else {

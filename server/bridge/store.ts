@@ -43,8 +43,14 @@ export class HistoryStore {
     this.stateFile = join(dir, 'bridge-state.json')
   }
 
-  /** Loads the history (same epoch) or starts a new epoch; `corrupt` counts unreadable lines. */
-  open(limits: { count: number; ageMs: number }, now: number): { history: History; restored: number; corrupt: number; newEpoch: boolean } {
+  /**
+   * Loads the history (same epoch) or starts a new epoch; `corrupt` counts unreadable lines. A last
+   * line cut short by a crash mid-write was never acknowledged and is skipped. A damaged line
+   * anywhere else held an acknowledged message of some channel, which one cannot be told: the
+   * history cannot be trusted to have no hole, so a new epoch starts (`damaged`), and every
+   * subscriber is told its history is gone instead of resuming across a hole it cannot see.
+   */
+  open(limits: { count: number; ageMs: number }, now: number): { history: History; restored: number; corrupt: number; newEpoch: boolean; damaged: boolean } {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 })
     let epoch: string | null = null
     try {
@@ -53,22 +59,26 @@ export class HistoryStore {
     } catch {
       epoch = null
     }
+    let lines: (Line | null)[] = []
+    if (epoch !== null) {
+      lines = readFileSync(this.file, 'utf8').split('\n').filter((raw) => raw !== '').map((raw) => {
+        try {
+          return JSON.parse(raw) as Line
+        } catch {
+          return null
+        }
+      })
+    }
+    const corrupt = lines.filter((l) => l === null).length
+    const damaged = lines.slice(0, -1).includes(null)
+    if (damaged) epoch = null
     const fresh = epoch === null
     const history = new History(epoch ?? newEpoch(), limits)
     let restored = 0
-    let corrupt = 0
     if (!fresh) {
-      const text = readFileSync(this.file, 'utf8')
-      for (const raw of text.split('\n')) {
-        if (raw === '') continue
-        let line: Line
-        try {
-          line = JSON.parse(raw) as Line
-        } catch {
-          // A line cut short by a crash mid-write: it was never acknowledged.
-          corrupt++
-          continue
-        }
+      for (const line of lines) {
+        // The last line cut short by a crash mid-write: it was never acknowledged.
+        if (line === null) continue
         if (line.m === 1) {
           history.restoreLast(line.c, line.o)
           continue
@@ -84,7 +94,7 @@ export class HistoryStore {
     }
     writeFileSync(this.stateFile, JSON.stringify({ epoch: history.epoch }) + '\n', { mode: 0o600 })
     this.compact(history)
-    return { history, restored, corrupt, newEpoch: fresh }
+    return { history, restored, corrupt, newEpoch: fresh, damaged }
   }
 
   append(channel: string, stored: Stored): void {

@@ -16,6 +16,8 @@ export interface FeedHandler {
   message: (channel: string, offset: number, text: string, env: Envelope) => number | void
   /** History for `channel` was lost (new epoch): subscribers must be told. */
   reset: (channel: string, epoch: string, offset: number, reason: string) => void
+  /** Channels with subscribers: an epoch change concerns them even before their next message. */
+  subscribed?: () => Iterable<string>
 }
 
 interface ChannelState {
@@ -32,6 +34,8 @@ export class BridgeFeed {
   private readonly calls = new Map<string, { resolve: (frames: string[]) => void; timer: NodeJS.Timeout }>()
   private nextCall = 0
   epoch: string | null = null
+  /** After an epoch change every channel starts at offset 1 of the new epoch, whenever it is first seen. */
+  private epochChanged = false
   readonly counters = { received: 0, gapsFilled: 0, gapsUnfillable: 0, resets: 0, duplicates: 0 }
   private loops: Promise<void>[] = []
   /** Messages handed over plus sends they caused since the last turn of the event loop. */
@@ -122,21 +126,32 @@ export class BridgeFeed {
     }
     if (this.epoch !== env.epoch) {
       if (this.epoch !== null) {
-        // The bridge came back without its history: every channel starts over.
-        this.log.warn({ from: this.epoch, to: env.epoch }, 'bridge epoch changed: history lost, subscribers are told')
-        for (const [name] of this.channels) {
+        // The bridge came back without its history: every channel starts over, at offset 1 of the
+        // new epoch, not at the first message that happens to arrive: messages the bridge
+        // acknowledged before this feed saw the new epoch are filled from its history.
+        const names = new Set([...this.channels.keys(), ...(this.handler.subscribed?.() ?? [])])
+        this.log.warn({ from: this.epoch, to: env.epoch, channels: names.size }, 'bridge epoch changed: history lost, subscribers are told')
+        this.channels.clear()
+        for (const name of names) {
           this.counters.resets++
           this.handler.reset(name, env.epoch, 0, 'epoch-changed')
+          this.channels.set(name, { last: 0, waiting: null })
         }
-        this.channels.clear()
+        this.epochChanged = true
       }
       this.epoch = env.epoch
     }
-    const st = this.channels.get(channel)
+    let st = this.channels.get(channel)
     if (st === undefined) {
-      this.channels.set(channel, { last: env.offset, waiting: null })
-      this.deliver(channel, env.offset, text, env)
-      return
+      if (!this.epochChanged) {
+        // First sight of a channel in the epoch this feed started in: subscribers came in through
+        // the history (push-server subscribe), so this is where the live stream begins.
+        this.channels.set(channel, { last: env.offset, waiting: null })
+        this.deliver(channel, env.offset, text, env)
+        return
+      }
+      st = { last: 0, waiting: null }
+      this.channels.set(channel, st)
     }
     if (st.waiting !== null) {
       st.waiting.push({ offset: env.offset, text, env })

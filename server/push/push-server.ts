@@ -58,7 +58,11 @@ export class PushServer {
     this.http = createServer((req, res) => void this.onHttp(req, res))
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head))
     this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxMessageBytes, perMessageDeflate: false })
-    this.feed = new BridgeFeed(config.bridgeDir, { message: (c, o, t, e) => this.onMessage(c, o, t, e), reset: (c, e, o, r) => this.onReset(c, e, o, r) }, log)
+    this.feed = new BridgeFeed(
+      config.bridgeDir,
+      { message: (c, o, t, e) => this.onMessage(c, o, t, e), reset: (c, e, o, r) => this.onReset(c, e, o, r), subscribed: () => this.channels.keys() },
+      log,
+    )
     this.publisher = new Publisher({ dir: config.bridgeDir, queue: 100, resendMs: 2000 })
   }
 

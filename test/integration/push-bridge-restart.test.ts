@@ -71,3 +71,40 @@ test('bridge restarted without a history file: every subscriber is told the epoc
   assert.notEqual(client.position('volatile')!.epoch, oldEpoch)
   assert.equal(client.position('volatile')!.offset, 5)
 })
+
+test('bridge killed -9 without a history file mid-stream: after the reset every client gets every offset of the new epoch from 1, no silent gap', async (t) => {
+  const stack = await startStack(t)
+  const clients = Array.from({ length: 10 }, () => {
+    const seen: { epoch: string; offset: number }[] = []
+    const gaps: { reason: string }[] = []
+    const c = new PushClient(stack.url, { WebSocket: WS, minDelayMs: 50, maxDelayMs: 500 })
+    c.subscribe('stream', (_d, msg) => seen.push({ epoch: (msg as { epoch: string }).epoch, offset: (msg as { offset: number }).offset }))
+    c.ongap = (g: { reason: string }) => gaps.push(g)
+    t.after(() => c.close())
+    return { c, seen, gaps }
+  })
+  await until('all subscribed', () => clients.every(({ c }) => c.position('stream')?.epoch !== null))
+  const count = 300
+  const pub = startProc(t, [], { ...stack.env, NAME: 'p', CHANNEL: 'stream', COUNT: String(count), INTERVAL_MS: '20' }, { script: publisher })
+  await until('flowing', () => clients.every(({ seen }) => seen.length > 50), 20_000)
+  const oldEpoch = clients[0]!.c.position('stream')!.epoch
+  await stack.bridge.stop('SIGKILL')
+  await stack.startBridge()
+  const done = await pub.waitLog((l) => l.done === true, 'publisher done', 60_000)
+  assert.equal(done.acked, count, pub.raw())
+  const newEpoch = await until('a new epoch reached the clients', () => {
+    const e = clients[0]!.c.position('stream')?.epoch
+    return e !== undefined && e !== null && e !== oldEpoch ? e : null
+  }, 15_000)
+  // The publisher's acknowledged messages after the restart are offsets 1..last of the new epoch.
+  const last = await until('every client caught up', () => {
+    const lasts = clients.map(({ seen }) => seen.filter((s) => s.epoch === newEpoch).at(-1)?.offset ?? 0)
+    return lasts.every((l) => l === lasts[0] && l > 0) ? lasts[0] : null
+  }, 20_000)
+  for (const [i, { seen, gaps }] of clients.entries()) {
+    const offsets = seen.filter((s) => s.epoch === newEpoch).map((s) => s.offset)
+    assert.deepEqual(offsets, Array.from({ length: last! }, (_, k) => k + 1), `client ${i}: every offset of the new epoch from 1, in order`)
+    assert.ok(gaps.some((g) => g.reason === 'epoch-changed'), `client ${i} was told the epoch changed`)
+    assert.deepEqual(gaps.filter((g) => g.reason === 'offset-jump'), [], `client ${i}: no unannounced jump`)
+  }
+})

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -59,5 +59,27 @@ test('without the state file a new epoch starts', (t) => {
   const r = b.open(limits, 0)
   assert.notEqual(r.history.epoch, e1)
   assert.equal(r.newEpoch, true)
+  b.close()
+})
+
+test('a damaged line in the middle of the file starts a new epoch: a resume across the hole is never "recovered"', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fy-store-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const a = new HistoryStore(dir)
+  const first = a.open(limits, 0)
+  for (let i = 1; i <= 5; i++) a.append('c', first.history.accept('p', i, 'c', String(i), 0).stored!)
+  a.close()
+  // Offset 3's line damaged on disk (not the last line: not a write cut short by a crash).
+  const file = join(dir, 'bridge-history.jsonl')
+  const lines = readFileSync(file, 'utf8').split('\n')
+  lines[2] = lines[2]!.slice(0, 10) + '\u0000garbage'
+  writeFileSync(file, lines.join('\n'))
+  const b = new HistoryStore(dir)
+  const r = b.open(limits, 0)
+  assert.equal(r.damaged, true)
+  assert.equal(r.newEpoch, true)
+  assert.notEqual(r.history.epoch, first.history.epoch)
+  const resume = r.history.range('c', 1, first.history.epoch, 0)
+  assert.equal(resume.complete, false, 'the old epoch cannot be resumed: the subscriber is told (recovered: false)')
   b.close()
 })
