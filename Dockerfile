@@ -57,7 +57,8 @@
 #   FORKYARD_BRIDGE_TCP=
 #   FORKYARD_BRIDGE_HISTORY_COUNT=1000
 #   FORKYARD_BRIDGE_HISTORY_AGE=1h
-#   FORKYARD_BRIDGE_DATA_DIR=             (set it under ./data (e.g. ./data/bridge): the root is read-only)
+#   FORKYARD_BRIDGE_DATA_DIR=./data/bridge (under /app/data, the bind-mounted ./data: history survives the container)
+#   FORKYARD_BRIDGE_FSYNC=false
 #   FORKYARD_PUBLISH_QUEUE=10000
 #   FORKYARD_PUBLISH_RESEND=2s
 #   FORKYARD_PUSH_BIND=127.0.0.1:8001     (inside the container; nginx proxies /ws to it)

@@ -60,7 +60,7 @@ export class Bridge {
     const limits = { count: this.config.historyCount, ageMs: this.config.historyAgeMs }
     const now = Date.now()
     if (this.config.dataDir !== '') {
-      this.store = new HistoryStore(this.config.dataDir)
+      this.store = new HistoryStore(this.config.dataDir, this.config.fsync)
       const { history, restored, corrupt, newEpoch: fresh, damaged } = this.store.open(limits, now)
       if (damaged) this.log.error({ corrupt, dataDir: this.config.dataDir }, 'history file damaged in the middle (not a line cut by a crash): starting a new epoch, every subscriber is told its history is gone')
       this.history = history
@@ -169,7 +169,7 @@ export class Bridge {
 
   /** History limits apply at once; new sockets or a new data directory need a new process. */
   applyConfig(next: Readonly<BridgeConfig>): 'live' | 'restart' {
-    if (next.dir !== this.config.dir || next.tcp !== this.config.tcp || next.dataDir !== this.config.dataDir) return 'restart'
+    if (next.dir !== this.config.dir || next.tcp !== this.config.tcp || next.dataDir !== this.config.dataDir || next.fsync !== this.config.fsync) return 'restart'
     this.history.setLimits({ count: next.historyCount, ageMs: next.historyAgeMs })
     this.history.trim(Date.now())
     this.config = next

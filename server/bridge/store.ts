@@ -6,7 +6,7 @@
  * rewritten (temp file + rename, so never half-written) once it holds far more than is kept.
  */
 import { randomBytes } from 'node:crypto'
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { History, type Stored } from './history.js'
 import { envelopeOf } from './wire.js'
@@ -38,7 +38,15 @@ export class HistoryStore {
   private readonly file: string
   private readonly stateFile: string
 
-  constructor(private readonly dir: string) {
+  /**
+   * `fsync`: fdatasync after each append, before the bridge acknowledges (FORKYARD_BRIDGE_FSYNC).
+   * Without it a message is written (write(2)) before its acknowledgement: it survives a crash of
+   * any process, not a power loss or kernel crash.
+   */
+  constructor(
+    private readonly dir: string,
+    private readonly fsync = false,
+  ) {
     this.file = join(dir, 'bridge-history.jsonl')
     this.stateFile = join(dir, 'bridge-state.json')
   }
@@ -101,6 +109,7 @@ export class HistoryStore {
     if (this.fd === null) return
     const line = `${lineOf(channel, stored)}\n`
     writeSync(this.fd, line)
+    if (this.fsync) fdatasyncSync(this.fd)
     this.lines++
   }
 

@@ -4,7 +4,7 @@
  */
 import { join, resolve } from 'node:path'
 import { ForkyardError, codes } from '../errors.js'
-import { duration, int, size, text, type Parser } from './parse.js'
+import { bool, duration, int, size, text, type Parser } from './parse.js'
 import { readSection, type Overrides, type Schema } from './section.js'
 
 export interface BridgeConfig {
@@ -16,8 +16,10 @@ export interface BridgeConfig {
   historyCount: number
   /** Age after which history messages are dropped, in ms. */
   historyAgeMs: number
-  /** Directory of the append-only history file; empty = history in memory only. */
+  /** Directory of the append-only history file; empty (FORKYARD_BRIDGE_DATA_DIR=none) = history in memory only. */
   dataDir: string
+  /** fdatasync the history file before each acknowledgement (survives a power loss, not only a crash). */
+  fsync: boolean
 }
 
 export interface PublisherConfig {
@@ -50,6 +52,9 @@ export interface PushConfig {
 const list: Parser<string[]> = (_name, raw) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
 const any: Parser<string> = (_name, raw) => raw.trim()
 
+/** A directory, or `none` for history in memory only (a restart then starts a new epoch). */
+const dataDir: Parser<string> = (_name, raw) => (['none', 'off', 'memory'].includes(raw.trim().toLowerCase()) ? '' : raw.trim())
+
 const tcp: Parser<string> = (name, raw) => {
   const s = raw.trim()
   if (s !== '' && !/^[^:\s]+:\d{1,5}$/.test(s)) {
@@ -71,7 +76,8 @@ const bridgeSchema: Schema<BridgeConfig> = {
   tcp: { env: 'FORKYARD_BRIDGE_TCP', parse: tcp, default: '', apply: 'restart' },
   historyCount: { env: 'FORKYARD_BRIDGE_HISTORY_COUNT', parse: int(0, 10_000_000), default: '1000' },
   historyAgeMs: { env: 'FORKYARD_BRIDGE_HISTORY_AGE', parse: duration, default: '1h' },
-  dataDir: { env: 'FORKYARD_BRIDGE_DATA_DIR', parse: any, default: '', apply: 'restart' },
+  dataDir: { env: 'FORKYARD_BRIDGE_DATA_DIR', parse: dataDir, default: './data/bridge', apply: 'restart' },
+  fsync: { env: 'FORKYARD_BRIDGE_FSYNC', parse: bool, default: 'false', apply: 'restart' },
 }
 
 // A process's publisher is made at its first publish(): new values need new processes.

@@ -46,6 +46,7 @@ export async function startStackRun(t: TestContext, extra: Record<string, string
     FORKYARD_RUN_DIR: join(dir, 'run'),
     FORKYARD_LOG_DIR: join(dir, 'logs'),
     FORKYARD_TASKS_DIR: join(dir, 'tasks'),
+    FORKYARD_BRIDGE_DATA_DIR: join(dir, 'bridge-data'),
     FORKYARD_PORT: String(port),
     FORKYARD_PUSH_BIND: `127.0.0.1:${pushPort}`,
     FORKYARD_WORKERS: '2',

@@ -40,7 +40,7 @@ test('bridge killed -9 and restarted with its history file: publishers queue and
 })
 
 test('bridge restarted without a history file: every subscriber is told the epoch changed; readiness red then green', async (t) => {
-  const stack = await startStack(t, { push: { FORKYARD_PUSH_HEARTBEAT_STALE: '1500ms' } })
+  const stack = await startStack(t, { bridge: { FORKYARD_BRIDGE_DATA_DIR: 'none' }, push: { FORKYARD_PUSH_HEARTBEAT_STALE: '1500ms' } })
   const gaps: { channel: string; reason: string }[] = []
   const got: unknown[] = []
   const client = new PushClient(stack.url, { WebSocket: WS, minDelayMs: 50, maxDelayMs: 500 })
@@ -73,7 +73,7 @@ test('bridge restarted without a history file: every subscriber is told the epoc
 })
 
 test('bridge killed -9 without a history file mid-stream: after the reset every client gets every offset of the new epoch from 1, no silent gap', async (t) => {
-  const stack = await startStack(t)
+  const stack = await startStack(t, { bridge: { FORKYARD_BRIDGE_DATA_DIR: 'none' } })
   const clients = Array.from({ length: 10 }, () => {
     const seen: { epoch: string; offset: number }[] = []
     const gaps: { reason: string }[] = []
