@@ -2,10 +2,12 @@
 # What `make up` and `make test` need from the system, installed with apt-get when missing and run
 # as root; otherwise one message listing what to install. Node.js and npm are never installed here.
 #
-#   scripts/system-deps.sh up     node >= 20, npm (nginx and supervisor: `forkyard up` installs them
-#                                 itself, only when the stack runs natively rather than in Docker)
-#   scripts/system-deps.sh test   also nginx, supervisor, wrk, chromium (the browser test) and
-#                                 git (the fresh-clone tests); Docker is test/container/run.sh's
+#   scripts/system-deps.sh up       node >= 20, npm (nginx and supervisor: `forkyard up` installs
+#                                   them itself, only when the stack runs natively, not in Docker)
+#   scripts/system-deps.sh test     also nginx, supervisor, wrk, chromium (the browser test) and git
+#                                   (the fresh-clone tests)
+#   scripts/system-deps.sh docker   Docker's engine and compose, debootstrap (the stand-in base
+#                                   image) and git, for test/container/run.sh
 set -euo pipefail
 want=${1:-up}
 say() { echo "system-deps: $*" >&2; }
@@ -19,23 +21,32 @@ if [ "$major" -lt 20 ]; then
   say "expected Node.js >= 20, got $(node --version): install Node.js 20 or later"
   exit 1
 fi
-[ "$want" = up ] && exit 0
 
-# command -> Debian package
-declare -A pkg=([nginx]=nginx [supervisord]=supervisor [wrk]=wrk [chromium]=chromium [git]=git)
 missing=()
-for cmd in nginx supervisord wrk chromium git; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg[$cmd]}")
-done
-# The browser test reaches its local server over TLS-free loopback, but chromium wants CA certificates.
-[ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+extra=()
+case "$want" in
+  up) exit 0 ;;
+  test)
+    need nginx nginx; need supervisord supervisor; need wrk wrk; need chromium chromium; need git git
+    # chromium wants CA certificates even for the loopback pages of the browser test.
+    [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+    ;;
+  docker)
+    need dockerd docker.io; need docker docker.io; need debootstrap debootstrap; need git git
+    if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then missing+=(docker-compose); fi
+    extra=(iptables ca-certificates)
+    ;;
+  *) say "expected up, test or docker, got ${want}"; exit 2 ;;
+esac
 [ ${#missing[@]} -eq 0 ] && exit 0
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  say "the tests need: ${missing[*]}. Install them as root (Debian/Ubuntu: sudo apt-get install -y ${missing[*]}), then run make test again"
+  say "${want} needs: ${missing[*]}. Install them as root (Debian/Ubuntu: sudo apt-get install -y ${missing[*]}), then run it again"
   exit 1
 fi
 say "installing ${missing[*]} with apt-get"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" "${extra[@]}" >/dev/null

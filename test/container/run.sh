@@ -27,22 +27,8 @@ phase() { echo "test-container: [timing] $1: $(( $(date +%s) - $2 )) s" | tee -a
 
 # --- tools ---------------------------------------------------------------------------------------
 t=$(date +%s)
-missing=()
-command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-command -v docker >/dev/null 2>&1 || missing+=(docker.io)
-if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then missing+=(docker-compose); fi
-command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-command -v git >/dev/null 2>&1 || missing+=(git)
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    say "missing ${missing[*]}: install them (Debian: sudo apt-get install -y docker.io docker-compose debootstrap)"
-    exit 1
-  fi
-  say "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends docker.io docker-compose debootstrap git iptables ca-certificates > "$WORK/apt.log" 2>&1 || { tail -n 40 "$WORK/apt.log"; exit 1; }
-fi
+# Debian's docker.io, docker-compose, debootstrap and git, as root (scripts/system-deps.sh).
+scripts/system-deps.sh docker
 phase tools "$t"
 
 # --- engine --------------------------------------------------------------------------------------
