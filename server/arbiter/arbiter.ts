@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
-import { ForkyardError, codes, type SerializedError } from '../errors.js'
+import { ForkyardError, codes, exitCodes, type SerializedError } from '../errors.js'
 import type { LineOutput } from '../log/rotating-file.js'
 import { isWorkerMessage, workerEnv, type ArbiterMessage, type WorkerMessage } from './ipc.js'
 import { JobsChild } from './jobs-child.js'
@@ -28,6 +28,7 @@ import { loadStackConfig } from '../config/stack.js'
 import { loadLogConfig } from '../config/logging.js'
 import type { ConfigChange, EnvWatcher } from '../config/watch.js'
 import { removePidfile, writePidfile } from '../process/pidfile.js'
+import type { SignalHandlers } from '../process/shell.js'
 
 export type { WorkerStatus }
 
@@ -90,7 +91,6 @@ export class Arbiter {
   private closing: Promise<number> | null = null
   private ticker: NodeJS.Timeout | null = null
   private control: Server | null = null
-  private readonly signalQueue: NodeJS.Signals[] = []
   private readonly exitWaiters = new Set<() => void>()
   private cleanExits = true
   /** The one jobs process (tasks and singletons), when FORKYARD_JOBS is on. */
@@ -182,40 +182,25 @@ export class Arbiter {
     this.log.info({ workers: this.target, generation: this.generation, bind: this.config.bind.map((b) => b.text) }, 'all workers ready')
   }
 
-  /** Signal handlers only queue; this loop acts, one method per signal. */
-  handleSignals(onStopped: (code: number) => void): void {
-    const signals: NodeJS.Signals[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGTTIN', 'SIGTTOU']
-    for (const sig of signals) {
-      process.on(sig, () => {
-        this.signalQueue.push(sig)
-        setImmediate(() => this.processSignals(onStopped))
-      })
-    }
-  }
-
-  private processSignals(onStopped: (code: number) => void): void {
-    for (let sig = this.signalQueue.shift(); sig !== undefined; sig = this.signalQueue.shift()) {
-      this.log.info({ signal: sig }, 'signal received')
-      switch (sig) {
-        // SIGHUP: re-read .env, then a rolling reload, loading the app's code afresh.
-        case 'SIGHUP':
-          this.watcher?.check('SIGHUP')
-          void this.reload()
-          break
-        // SIGTERM / SIGINT: graceful stop, then exit.
-        case 'SIGTERM':
-        case 'SIGINT':
-          void this.close().then(onStopped)
-          break
-        // SIGTTIN: one more worker.
-        case 'SIGTTIN':
-          this.increment()
-          break
-        // SIGTTOU: one worker fewer (never below one).
-        case 'SIGTTOU':
-          this.decrement()
-          break
-      }
+  /**
+   * What each signal does to the arbiter (the process shell queues them and runs these from one
+   * loop). `stopped` gets the exit code once a stop is complete.
+   */
+  signalHandlers(stopped: (code: number) => void): SignalHandlers {
+    return {
+      // SIGHUP: re-read .env, then a rolling reload, loading the app's code afresh.
+      SIGHUP: () => {
+        this.watcher?.check('SIGHUP')
+        void this.reload()
+      },
+      // SIGTERM: graceful stop (drain every worker, stop the jobs process), then exit.
+      SIGTERM: () => void this.close().then(stopped),
+      // SIGINT (Ctrl-C): the same graceful stop.
+      SIGINT: () => void this.close().then(stopped),
+      // SIGTTIN: one more worker.
+      SIGTTIN: () => void this.increment(),
+      // SIGTTOU: one worker fewer (never below one).
+      SIGTTOU: () => void this.decrement(),
     }
   }
 
@@ -531,7 +516,7 @@ export class Arbiter {
       this.watcher?.close()
       await new Promise<void>((resolve) => (this.control === null ? resolve() : this.control.close(() => resolve())))
       removePidfile(this.config.pidfile)
-      const code = this.cleanExits ? 0 : 1
+      const code = this.cleanExits ? exitCodes.ok : exitCodes.failure
       this.log.info({ code }, 'stopped')
       return code
     })()
