@@ -1,5 +1,5 @@
 /**
- * Runs the bridge or the push process in the foreground, in the process shell (process/shell.ts):
+ * Runs the bridge or the push process in the foreground, in the process shell (shell.ts):
  * root logger, graceful stop on SIGTERM and SIGINT (queued, acted on once), exit 0 when clean.
  */
 import type { Logger } from 'pino'
@@ -10,8 +10,8 @@ import { loadLogConfig } from '../config/logging.js'
 import { config as runtimeConfig } from '../config/runtime.js'
 import { EnvWatcher } from '../config/watch.js'
 import { exitCodes } from '../errors.js'
-import { ProcessShell } from '../process/shell.js'
-import { writeState } from '../process/state.js'
+import { ProcessShell } from './shell.js'
+import { writeState } from './state.js'
 
 export interface Service {
   close(): Promise<void>
