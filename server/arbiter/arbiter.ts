@@ -3,16 +3,14 @@
  * backoff, recycles them one at a time, rolling-reloads them on SIGHUP (a new worker must be
  * ready before an old one drains) and stops them gracefully. It never imports the app.
  */
-import cluster from 'node:cluster'
 import { mkdirSync } from 'node:fs'
 import type { Server } from 'node:net'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
-import { ForkyardError, codes, exitCodes, type SerializedError } from '../errors.js'
+import { ForkyardError, codes, exitCodes } from '../errors.js'
 import type { LineOutput } from '../log/rotating-file.js'
-import { isWorkerMessage, workerEnv, type ArbiterMessage, type WorkerMessage } from './ipc.js'
+import { isWorkerMessage, type ArbiterMessage, type ChildLaunch, type WorkerMessage } from './ipc.js'
 import { JobsChild } from './jobs-child.js'
 import { WorkerHandle, type BootResult, type WorkerStatus } from './worker-handle.js'
 import { Health } from './health.js'
@@ -61,8 +59,6 @@ export interface ArbiterOptions {
   log: Logger
   output: LineOutput
 }
-
-const workerMain = fileURLToPath(new URL('../worker/main.js', import.meta.url))
 
 export class Arbiter {
   private config: Readonly<ServerConfig>
@@ -114,15 +110,8 @@ export class Arbiter {
     this.jobs = new JobsChild({
       log: this.log,
       output: this.output,
-      enabled: () => this.config.jobs,
-      env: () => ({
-        ...this.env,
-        [workerEnv.config]: JSON.stringify(this.config),
-        [workerEnv.app]: this.app,
-        [workerEnv.configVersion]: this.configVersion,
-        [workerEnv.appConfig]: JSON.stringify(this.watcher?.current.app ?? {}),
-        [workerEnv.settings]: JSON.stringify(this.settingsEnv()),
-      }),
+      env: this.env,
+      launch: () => this.launch(),
       onExit: () => this.onChildGone(),
     })
     this.health = new Health({
@@ -136,15 +125,7 @@ export class Arbiter {
       jobs: () => this.jobs.health(),
       version: () => ({ version: this.configVersion, since: this.configSince }),
     })
-    // Global to the cluster module, so set before the first fork.
-    cluster.schedulingPolicy = this.config.scheduling === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR
-    cluster.setupPrimary({
-      exec: workerMain,
-      // stdout and stderr are piped and relayed line by line (one writer for the log output);
-      // fd 4 carries the watchdog's stall reports, fd 5 the worker's own JSON log lines.
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe', 'pipe'],
-      serialization: 'json',
-    })
+    WorkerHandle.setupPrimary(this.config.scheduling)
   }
 
   /** Boots the first generation; rejects (after stopping everything) if any worker fails to boot. */
@@ -163,15 +144,7 @@ export class Arbiter {
     this.starting = true
     const booting = Array.from({ length: this.target }, () => this.spawn(this.generation, 'start'))
     // The first failure decides: no respawn loop over an app that cannot boot.
-    const failed = await new Promise<{ ok: false; error: SerializedError } | undefined>((resolve) => {
-      let left = booting.length
-      for (const t of booting) {
-        void t.booted.then((r) => {
-          if (!r.ok) resolve(r)
-          else if (--left === 0) resolve(undefined)
-        })
-      }
-    })
+    const failed = await WorkerHandle.firstFailure(booting)
     this.starting = false
     if (failed !== undefined) {
       this.log.fatal({ err: failed.error }, 'a worker failed to boot: stopping')
@@ -247,6 +220,11 @@ export class Arbiter {
       this.log.info({ restart, version: next.version }, 'config change needs new worker processes: rolling reload')
       void this.reload()
     }
+  }
+
+  /** What a new child (worker, jobs process) starts with: the settings in force and the app. */
+  private launch(): ChildLaunch {
+    return { config: this.config, app: this.app, configVersion: this.configVersion, appConfig: this.watcher?.current.app ?? {}, settings: this.settingsEnv() }
   }
 
   /** The settings environment in force: the watched snapshot, or the environment serve() was given. */
@@ -385,11 +363,7 @@ export class Arbiter {
   }
 
   private spawn(generation: number, reason: string): WorkerHandle {
-    const t = WorkerHandle.fork(
-      { generation, config: this.config, app: this.app, configVersion: this.configVersion, appConfig: this.watcher?.current.app ?? {}, settings: this.settingsEnv() },
-      this.output,
-      this.log,
-    )
+    const t = WorkerHandle.fork({ ...this.launch(), generation }, this.output, this.log)
     this.workers.set(t.id, t)
     t.cw.on('message', (m: unknown) => {
       if (isWorkerMessage(m)) this.onMessage(t, m)

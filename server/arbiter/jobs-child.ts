@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { LineOutput } from '../log/rotating-file.js'
 import { backoffMs, classifyExit } from './exits.js'
-import type { ArbiterMessage, JobsMessage, JobsReport } from './ipc.js'
+import { launchEnv, type ArbiterMessage, type ChildLaunch, type JobsMessage, type JobsReport } from './ipc.js'
 import { relayChild } from './relay-child.js'
 
 const jobsMain = fileURLToPath(new URL('../jobs/main.js', import.meta.url))
@@ -17,10 +17,10 @@ const jobsMain = fileURLToPath(new URL('../jobs/main.js', import.meta.url))
 export interface JobsChildOptions {
   log: Logger
   output: LineOutput
-  /** Whether the settings in force want a jobs process (FORKYARD_JOBS). */
-  enabled: () => boolean
-  /** The environment to start it with (settings, app, version), read at each start. */
-  env: () => NodeJS.ProcessEnv
+  /** The environment the children inherit (the settings come on top, from `launch`). */
+  env: NodeJS.ProcessEnv
+  /** The settings and app in force, read at each start (FORKYARD_JOBS off: none is started). */
+  launch: () => ChildLaunch
   /** The process exited (after this object forgot it). */
   onExit: () => void
 }
@@ -58,10 +58,12 @@ export class JobsChild {
   }
 
   start(): void {
-    if (!this.options.enabled() || this.stopping || this.current !== null) return
+    if (this.stopping || this.current !== null) return
+    const launch = this.options.launch()
+    if (!launch.config.jobs) return
     const { log } = this.options
     const child = fork(jobsMain, [], {
-      env: this.options.env(),
+      env: { ...this.options.env, ...launchEnv(launch) },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe', 'pipe'],
       serialization: 'json',
     })

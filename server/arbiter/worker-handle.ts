@@ -5,12 +5,13 @@
  */
 import cluster, { type Worker as ClusterWorker } from 'node:cluster'
 import type { Readable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { codes, type SerializedError } from '../errors.js'
 import type { LineOutput } from '../log/rotating-file.js'
 import { classifyExit } from './exits.js'
-import { STALL_FD, workerEnv, type ArbiterMessage, type RequestSummary, type StallReport, type WorkerMessage } from './ipc.js'
+import { STALL_FD, launchEnv, workerEnv, type ArbiterMessage, type ChildLaunch, type RequestSummary, type StallReport, type WorkerMessage } from './ipc.js'
 import { relayChild } from './relay-child.js'
 
 export type WorkerState = 'booting' | 'ready' | 'draining'
@@ -30,15 +31,12 @@ export interface WorkerStatus {
   configVersion: string
 }
 
-/** What a new worker is started with. */
-export interface WorkerLaunch {
+/** What a new worker is started with: the settings in force, the app, its generation. */
+export interface WorkerLaunch extends ChildLaunch {
   generation: number
-  config: Readonly<ServerConfig>
-  app: string
-  configVersion: string
-  appConfig: Record<string, unknown>
-  settings: Record<string, string>
 }
+
+const workerMain = fileURLToPath(new URL('../worker/main.js', import.meta.url))
 
 let lastWorkerId = 0
 
@@ -69,23 +67,41 @@ export class WorkerHandle {
   private settleBoot: (r: BootResult) => void = () => {}
   private readonly log: Logger
 
-  /** Forks a worker (cluster.setupPrimary is done by the arbiter) and relays its output. */
+  /** How every worker is forked. Global to the cluster module, so set before the first fork. */
+  static setupPrimary(scheduling: ServerConfig['scheduling']): void {
+    cluster.schedulingPolicy = scheduling === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR
+    cluster.setupPrimary({
+      exec: workerMain,
+      // stdout and stderr are piped and relayed line by line (one writer for the log output);
+      // fd 4 carries the watchdog's stall reports, fd 5 the worker's own JSON log lines.
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe', 'pipe'],
+      serialization: 'json',
+    })
+  }
+
+  /** Forks a worker (after setupPrimary) and relays its output. */
   static fork(launch: WorkerLaunch, output: LineOutput, log: Logger): WorkerHandle {
     const id = ++lastWorkerId
-    const cw = cluster.fork({
-      [workerEnv.config]: JSON.stringify(launch.config),
-      [workerEnv.app]: launch.app,
-      [workerEnv.generation]: String(launch.generation),
-      [workerEnv.id]: String(id),
-      [workerEnv.configVersion]: launch.configVersion,
-      [workerEnv.appConfig]: JSON.stringify(launch.appConfig),
-      [workerEnv.settings]: JSON.stringify(launch.settings),
-    })
+    const cw = cluster.fork({ ...launchEnv(launch), [workerEnv.generation]: String(launch.generation), [workerEnv.id]: String(id) })
     const t = new WorkerHandle(id, cw, launch.generation, launch.configVersion, log)
     relayChild(cw.process, output, { pid: t.pid, role: 'worker', worker: id })
     const stalls = cw.process.stdio[STALL_FD] as Readable | null | undefined
     if (stalls) t.readStalls(stalls)
     return t
+  }
+
+  /** The first boot failure among `handles`, or undefined once every one of them is ready. */
+  static firstFailure(handles: WorkerHandle[]): Promise<{ ok: false; error: SerializedError } | undefined> {
+    return new Promise((resolve) => {
+      let left = handles.length
+      if (left === 0) resolve(undefined)
+      for (const t of handles) {
+        void t.booted.then((r) => {
+          if (!r.ok) resolve(r)
+          else if (--left === 0) resolve(undefined)
+        })
+      }
+    })
   }
 
   private constructor(id: number, cw: ClusterWorker, generation: number, configVersion: string, log: Logger) {
