@@ -69,7 +69,13 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
   const arbiter = new Arbiter({ config, env, app: resolve(app), appFromSettings, workers, log, output, watcher, overrides, configVersion: initial.version })
   if (handleSignals) shell.handleSignals(arbiter.signalHandlers((code) => shell.exit(code)))
   if (dieWithParent) shell.dieWithParent('the parent process (supervisord) is gone: stopping gracefully', () => void arbiter.close().then((code) => shell.exit(code)))
-  await arbiter.start()
+  try {
+    await arbiter.start()
+  } catch (err) {
+    // The caller (the CLI) exits on this error: the arbiter's last lines must be out first.
+    await shell.flushed()
+    throw err
+  }
   if (dev) {
     const dir = dirname(resolve(app))
     watchSources(dir, log, () => arbiter.reload())

@@ -99,6 +99,22 @@ export class ProcessShell {
     flushAndExit(this.output, code)
   }
 
+  /**
+   * Resolves once the lines written so far are out (at most 5 s, like exit): for a caller that
+   * ends the process itself after an error this shell's process cannot handle (serve() rejecting).
+   */
+  flushed(): Promise<void> {
+    return new Promise((resolve) => {
+      const whenWritten = this.output.whenWritten
+      if (whenWritten === undefined) return resolve()
+      const timer = setTimeout(resolve, 5000)
+      whenWritten.call(this.output, () => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+  }
+
   private runQueue(): void {
     this.scheduled = false
     for (let sig = this.queue.shift(); sig !== undefined; sig = this.queue.shift()) {
