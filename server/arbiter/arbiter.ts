@@ -18,7 +18,7 @@ import { loadPushConfig } from '../config/messaging.js'
 import { definedEnv } from '../config/env-file.js'
 import { prepareBinds } from './binds.js'
 import { publishSockets } from './handover.js'
-import { listenControl, type ControlCommand } from './control.js'
+import { listenControl, type ArbiterStatus, type ControlCommand } from './control.js'
 import { backoffMs } from './exits.js'
 import { cpuCount } from '../config/cpus.js'
 import { loadConfig, type ConfigOverrides } from '../config/load.js'
@@ -28,20 +28,7 @@ import type { ConfigChange, EnvWatcher } from '../config/watch.js'
 import { removePidfile, writePidfile } from '../process/pidfile.js'
 import type { SignalHandlers } from '../process/shell.js'
 
-export type { WorkerStatus }
-
-export interface ArbiterStatus {
-  pid: number
-  generation: number
-  expectedWorkers: number
-  readyWorkers: number
-  reloading: boolean
-  bind: string[]
-  configVersion: string
-  /** The jobs process (tasks and singletons), null when not running. */
-  jobsPid: number | null
-  workers: WorkerStatus[]
-}
+export type { ArbiterStatus, WorkerStatus }
 
 export interface ArbiterOptions {
   config: Readonly<ServerConfig>
