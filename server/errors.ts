@@ -34,8 +34,8 @@ export const codes = {
 } as const
 
 /**
- * Exit codes of the `forkyard` command and of every process of the stack, one meaning each
- * (`forkyard ps` exits 3 when the stack is not running, as an LSB `status` action does).
+ * Exit codes of the `forkyard` command and of every process of the stack, one meaning each, except
+ * `notRunning`: only `forkyard ps` uses it, with the number an LSB `status` action gives.
  */
 export const exitCodes = {
   ok: 0,
@@ -47,6 +47,8 @@ export const exitCodes = {
   boot: 3,
   /** A program the kit needs could not be installed or started. */
   launch: 4,
+  /** `forkyard ps`: the stack is not running (LSB init scripts, "status" action). */
+  notRunning: 3,
 } as const
 
 /** The exit code for an error that ends a process. */

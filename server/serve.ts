@@ -14,8 +14,7 @@ import { existsSync } from 'node:fs'
 import { definedEnv, readEnvFile, snapshot } from './config/env-file.js'
 import { EnvWatcher } from './config/watch.js'
 import { ForkyardError, codes } from './errors.js'
-import { createLogger, createOutput, flushAndExit } from './log/logger.js'
-import { onParentGone } from './process/parent.js'
+import { ProcessShell } from './process/shell.js'
 
 export interface ServeOptions extends ConfigOverrides {
   /** Path of the app module (default export: a node:http request listener). */
@@ -24,7 +23,10 @@ export interface ServeOptions extends ConfigOverrides {
   appFromSettings?: boolean
   /** Environment to read FORKYARD_* from (default process.env; load .env yourself with dotenv). */
   env?: NodeJS.ProcessEnv
-  /** Install SIGHUP/SIGTERM/SIGINT/SIGTTIN/SIGTTOU handlers and exit when stopped (default true). */
+  /**
+   * Install SIGHUP/SIGTERM/SIGINT/SIGTTIN/SIGTTOU handlers and exit when stopped; an uncaught
+   * exception is logged as fatal and ends the process (default true).
+   */
   handleSignals?: boolean
   /**
    * The .env file to watch: valid changes reach every worker within a second (or trigger a rolling
@@ -49,8 +51,14 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
   // any worker starts.
   const fileKeys = envFile !== undefined && existsSync(envFile) ? Object.keys(readEnvFile(envFile)) : []
   const initial = snapshot(definedEnv(env), fileKeys)
-  const output = dev && process.stdout.isTTY === true ? new PrettyOutput() : createOutput('server', loadLogConfig(env))
-  const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'arbiter' } })
+  const shell = new ProcessShell({
+    svc: 'server',
+    ...(dev && process.stdout.isTTY === true ? { output: new PrettyOutput() } : { logs: loadLogConfig(env) }),
+    level: config.logLevel,
+    base: { role: 'arbiter' },
+    fatal: handleSignals,
+  })
+  const { output, log } = shell
   const cpus = cpuCount()
   const workers = config.workers === 0 ? cpus.count : config.workers
   log.info(
@@ -59,14 +67,15 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
   )
   const watcher = envFile !== undefined ? new EnvWatcher(resolve(envFile), baseEnv ?? env, initial, log) : null
   const arbiter = new Arbiter({ config, env, app: resolve(app), appFromSettings, workers, log, output, watcher, overrides, configVersion: initial.version })
-  if (handleSignals) arbiter.handleSignals((code) => flushAndExit(output, code))
-  if (dieWithParent) {
-    onParentGone((ppid) => {
-      log.warn({ ppid }, 'the parent process (supervisord) is gone: stopping gracefully')
-      void arbiter.close().then((code) => flushAndExit(output, code))
-    })
+  if (handleSignals) shell.handleSignals(arbiter.signalHandlers((code) => shell.exit(code)))
+  if (dieWithParent) shell.dieWithParent('the parent process (supervisord) is gone: stopping gracefully', () => void arbiter.close().then((code) => shell.exit(code)))
+  try {
+    await arbiter.start()
+  } catch (err) {
+    // The caller (the CLI) exits on this error: the arbiter's last lines must be out first.
+    await shell.flushed()
+    throw err
   }
-  await arbiter.start()
   if (dev) {
     const dir = dirname(resolve(app))
     watchSources(dir, log, () => arbiter.reload())

@@ -5,8 +5,23 @@
 import { chmodSync, unlinkSync } from 'node:fs'
 import { createConnection, createServer, type Server } from 'node:net'
 import { ForkyardError, codes } from '../errors.js'
+import type { WorkerStatus } from './worker-handle.js'
 
 export type ControlCommand = 'status' | 'reload' | 'ttin' | 'ttou' | 'stop'
+
+/** The answer to `status` (`forkyard status`, `forkyard ps`). */
+export interface ArbiterStatus {
+  pid: number
+  generation: number
+  expectedWorkers: number
+  readyWorkers: number
+  reloading: boolean
+  bind: string[]
+  configVersion: string
+  /** The jobs process (tasks and singletons), null when not running. */
+  jobsPid: number | null
+  workers: WorkerStatus[]
+}
 const commands: readonly string[] = ['status', 'reload', 'ttin', 'ttou', 'stop']
 
 export async function listenControl(path: string, handle: (cmd: ControlCommand) => Promise<unknown>): Promise<Server> {

@@ -72,6 +72,26 @@ export const workerEnv = {
   settings: 'FORKYARD_INTERNAL_SETTINGS',
 } as const
 
+/** What a child (a worker or the jobs process) starts with: the settings in force and the app. */
+export interface ChildLaunch {
+  config: Readonly<ServerConfig>
+  app: string
+  configVersion: string
+  appConfig: Record<string, unknown>
+  settings: Record<string, string>
+}
+
+/** The environment variables that carry a ChildLaunch (installSettings reads them back). */
+export function launchEnv(launch: ChildLaunch): Record<string, string> {
+  return {
+    [workerEnv.config]: JSON.stringify(launch.config),
+    [workerEnv.app]: launch.app,
+    [workerEnv.configVersion]: launch.configVersion,
+    [workerEnv.appConfig]: JSON.stringify(launch.appConfig),
+    [workerEnv.settings]: JSON.stringify(launch.settings),
+  }
+}
+
 /**
  * In a worker or the jobs process at start: the settings the arbiter passed down, installed as the
  * process's settings, and process.env made equal to them for the app's own reads (a key removed

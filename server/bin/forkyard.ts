@@ -9,19 +9,19 @@ import { parseArgs } from 'node:util'
 import { controlRequest, type ControlCommand } from '../arbiter/control.js'
 import type { ArbiterStatus } from '../arbiter/arbiter.js'
 import { loadConfig, type ConfigOverrides } from '../config/load.js'
-import { exitCodeOf } from '../errors.js'
+import { exitCodeOf, exitCodes } from '../errors.js'
 import { serve } from '../serve.js'
 import { Bridge } from '../bridge/bridge.js'
 import { loadBridgeConfig, loadPushConfig } from '../config/messaging.js'
 import { PushServer } from '../push/push-server.js'
-import { runService } from './run-service.js'
+import { runService } from '../process/service.js'
 import { fileURLToPath } from 'node:url'
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { EnvWatcher } from '../config/watch.js'
 import { definedEnv, readEnvFile, snapshot } from '../config/env-file.js'
 import { loadLogConfig } from '../config/logging.js'
-import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
+import { ProcessShell } from '../process/shell.js'
 import { runNginx } from '../stack/nginx.js'
 import { downNative, ensureDotenv, readProjectEnv, stackEnv, stackPaths, supervisorctl, supervisordPid, upNative } from '../stack/launcher.js'
 import { loadStackConfig } from '../config/stack.js'
@@ -35,7 +35,7 @@ const dir = process.env.FORKYARD_PROJECT_DIR ?? process.cwd()
 
 // `forkyard ps | head`: a reader that goes away ends the command quietly.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(0)
+  if (err.code === 'EPIPE') process.exit(exitCodes.ok)
 })
 
 const say = (m: string): void => void process.stdout.write(`forkyard: ${m}\n`)
@@ -96,7 +96,7 @@ const { values, positionals } = (() => {
     })
   } catch (err) {
     process.stderr.write(`forkyard: ${(err as Error).message}\n\n${usage}`)
-    process.exit(2)
+    process.exit(exitCodes.config)
   }
 })()
 
@@ -134,7 +134,7 @@ function printStatus(s: ArbiterStatus): void {
 async function main(): Promise<void> {
   if (values.help === true || positionals.length === 0) {
     process.stdout.write(usage)
-    process.exit(positionals.length === 0 && values.help !== true ? 2 : 0)
+    process.exit(positionals.length === 0 && values.help !== true ? exitCodes.config : exitCodes.ok)
   }
   const [command, ...rest] = positionals
   // The environment before .env: its keys win over the file, now and after a change (dotenv's rule).
@@ -165,7 +165,7 @@ async function main(): Promise<void> {
     case 'reload': {
       const r = (await control('reload')) as { reloaded: boolean }
       process.stdout.write(r.reloaded ? 'reload complete\n' : 'reload aborted: see the server log\n')
-      process.exit(r.reloaded ? 0 : 1)
+      process.exit(r.reloaded ? exitCodes.ok : exitCodes.failure)
       return
     }
     case 'bridge': {
@@ -197,18 +197,23 @@ async function main(): Promise<void> {
       return
     }
     case 'nginx': {
-      const output = createOutput('nginx', loadLogConfig(process.env))
-      const log = createLogger(output, { svc: 'nginx', base: { role: 'wrapper' } })
+      const shell = new ProcessShell({ svc: 'nginx', logs: loadLogConfig(process.env), base: { role: 'wrapper' } })
+      const { log } = shell
       const envFile = resolve(values['env-file'] ?? '.env')
       let watcher: EnvWatcher | null = null
       try {
         if (existsSync(envFile)) watcher = new EnvWatcher(envFile, baseEnv, snapshot(definedEnv(process.env), Object.keys(readEnvFile(envFile))), log)
       } catch (err) {
         log.fatal({ err }, 'bad configuration')
-        return flushAndExit(output, 2)
+        return shell.exit(exitCodes.config)
       }
-      const code = await runNginx(process.env, home, output, log, { dieWithParent: values.supervised === true, watcher })
-      flushAndExit(output, code)
+      try {
+        shell.exit(await runNginx(process.env, home, shell, { dieWithParent: values.supervised === true, watcher }))
+      } catch (err) {
+        // Into nginx.log like every other line of the wrapper, then the bounded exit.
+        log.fatal({ err }, 'the nginx wrapper failed')
+        shell.exit(exitCodeOf(err))
+      }
       return
     }
     case 'stop':
@@ -217,7 +222,7 @@ async function main(): Promise<void> {
       return
     default:
       process.stderr.write(`forkyard: expected a command (serve, status, reload, stop, bridge, push, nginx, up, down, ps, logs), got ${JSON.stringify(command)}\n\n${usage}`)
-      process.exit(2)
+      process.exit(exitCodes.config)
   }
 }
 
@@ -244,7 +249,7 @@ async function stack(command: string, file: Record<string, string>, base: NodeJS
       const st = stackPaths(home, dir, base, file)
       if (supervisordPid(st.runDir) === null) {
         say('the stack is not running (make up)')
-        process.exit(3)
+        process.exit(exitCodes.notRunning)
       }
       process.stdout.write(supervisorctl(st, ['status']).out)
       try {

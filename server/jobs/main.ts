@@ -6,7 +6,8 @@
  */
 import { pathToFileURL } from 'node:url'
 import type { ServerConfig } from '../config/schema.js'
-import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
+import { exitCodes } from '../errors.js'
+import { ProcessShell } from '../process/shell.js'
 import { LOG_FD, installSettings, workerEnv, type ArbiterMessage, type JobsMessage } from '../arbiter/ipc.js'
 import { config as runtimeConfig } from '../config/runtime.js'
 import { TaskQueue } from './queue.js'
@@ -15,8 +16,10 @@ import { Singletons } from './singletons.js'
 import { singletonDefinitions, taskDefinitions } from './registry.js'
 
 const config = JSON.parse(process.env[workerEnv.config] ?? '{}') as ServerConfig
-const output = createOutput('server', null, LOG_FD)
-const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'jobs' } })
+// Logs on its own pipe (LOG_FD); the arbiter relays the lines into the server's one output.
+const shell = new ProcessShell({ svc: 'server', fd: LOG_FD, level: config.logLevel, base: { role: 'jobs' } })
+const { log } = shell
+shell.onFatalError('uncaught exception in the jobs process: exiting (the arbiter restarts it; running tasks run again)')
 const installed = installSettings(process.env)
 runtimeConfig.apply(installed.version, installed.settings, installed.app, [])
 
@@ -34,7 +37,7 @@ async function main(): Promise<void> {
     await import(pathToFileURL(process.env[workerEnv.app] ?? '').href)
   } catch (err) {
     log.error({ err }, 'jobs process failed to import the app module')
-    setTimeout(() => flushAndExit(output, 3), 50)
+    setTimeout(() => shell.exit(exitCodes.boot), 50)
     return
   }
   const runner = new TaskRunner(new TaskQueue(config.tasksDir), log, config.tasksConcurrency)
@@ -57,15 +60,16 @@ async function main(): Promise<void> {
     clearInterval(statusTimer)
     await Promise.all([runner.stop(config.gracefulTimeoutMs), singletons.stop()])
     report()
-    flushAndExit(output, 0)
+    shell.exit(exitCodes.ok)
   }
-  process.on('SIGTERM', () => void stop('SIGTERM'))
-  process.on('SIGINT', () => {})
-  process.on('disconnect', () => void stop('arbiter disconnected'))
-  process.on('uncaughtException', (err) => {
-    log.fatal({ err }, 'uncaught exception in the jobs process: exiting (the arbiter restarts it; running tasks run again)')
-    flushAndExit(output, 1)
+  shell.handleSignals({
+    // SIGTERM (from the arbiter): running tasks finish (within the graceful timeout), singletons stop, exit.
+    SIGTERM: () => void stop('SIGTERM'),
+    // SIGINT: a terminal's Ctrl-C reaches the whole process group; the arbiter coordinates the stop.
+    SIGINT: null,
   })
+  // Dying with the parent: the IPC channel to the arbiter closes at once when it is gone.
+  process.on('disconnect', () => void stop('arbiter disconnected'))
   process.send?.({ t: 'ready' })
 }
 

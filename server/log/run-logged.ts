@@ -2,8 +2,9 @@
  * Runs a program that cannot write forkyard's log files itself (nginx) as a child: its stdout and
  * stderr are read line by line and written, whole, into this process's output (the program's
  * <svc>.log, one writer); plain-text lines are wrapped into the schema with a level read from
- * nginx's "[error]" style. Signals are passed on; when the child dies, what is left of its process
- * group (nginx workers orphaned by a kill -9 of their master) is killed, so a restart can bind.
+ * nginx's "[error]" style. Signals are passed on by the caller's process shell through `onChild`;
+ * when the child dies, what is left of its process group (nginx workers orphaned by a kill -9 of
+ * their master) is killed, so a restart can bind.
  */
 import { spawn } from 'node:child_process'
 import type { Logger } from 'pino'
@@ -26,28 +27,40 @@ export function redactTokens(line: string): string {
   return line.replace(/([?&](?:token|access_token)=)[^&\s"]+/gi, '$1(redacted)')
 }
 
-export function runLogged(svc: string, command: string, args: string[], output: LineOutput, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+/** The signals a wrapper passes on to the program it runs (nginx's controls: nginx(8), "-s signal"). */
+export const forwardedSignals = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const
+
+export type ForwardedSignal = (typeof forwardedSignals)[number]
+
+/** Passes a signal on to the running child; given to `onChild` when it starts, null once it has exited. */
+export type Forward = (sig: ForwardedSignal) => void
+
+export function runLogged(
+  svc: string,
+  command: string,
+  args: string[],
+  output: LineOutput,
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+  onChild: (forward: Forward | null) => void = () => {},
+): Promise<number> {
   // Its own process group, so that the whole group can be cleaned up after the leader dies.
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env })
   const pid = child.pid ?? 0
   relayLines(child.stdout!, output, { wrap: (line) => wrapPlainLine(svc, pid, line) })
   relayLines(child.stderr!, output, { wrap: (line) => wrapPlainLine(svc, pid, line) })
-  const forward = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const
-  const handlers = forward.map((sig) => {
-    const h = (): void => {
-      log.info({ signal: sig, childPid: pid }, `passing ${sig} on to ${command}`)
-      child.kill(sig)
-    }
-    process.on(sig, h)
-    return [sig, h] as const
+  onChild((sig) => {
+    log.info({ signal: sig, childPid: pid }, `passing ${sig} on to ${command}`)
+    child.kill(sig)
   })
   return new Promise((resolve) => {
     child.on('error', (err) => {
       log.fatal({ err }, `cannot start ${command}`)
+      onChild(null)
       resolve(127)
     })
     child.on('exit', (code, signal) => {
-      for (const [sig, h] of handlers) process.off(sig, h)
+      onChild(null)
       try {
         process.kill(-pid, 'SIGKILL')
         log.warn({ childPid: pid }, `killed what was left of ${command}'s process group`)

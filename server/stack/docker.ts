@@ -18,7 +18,7 @@
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process'
 import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { ForkyardError, codes } from '../errors.js'
+import { ForkyardError, codes, exitCodes } from '../errors.js'
 import { stackEnv, stackPaths, supervisordPid } from './launcher.js'
 
 /** The container user (Dockerfile: useradd --uid 10001). */
@@ -302,7 +302,7 @@ export async function dockerStack(command: string, home: string, env: NodeJS.Pro
       const id = containerId(p, true)
       if (id === null) return false
       const r = run(execArgs(p, id, ['node', '/app/dist/bin/forkyard.js', 'reload']), p.env, true, 11 * 60_000)
-      process.exit(r.status ?? 1)
+      process.exit(r.status ?? exitCodes.failure)
       return true
     }
     default:

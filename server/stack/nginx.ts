@@ -13,11 +13,10 @@ import { loadPushConfig } from '../config/messaging.js'
 import { loadStackConfig } from '../config/stack.js'
 import { loadLogConfig } from '../config/logging.js'
 import { ForkyardError, codes } from '../errors.js'
-import type { LineOutput } from '../log/rotating-file.js'
 import { relayLines } from '../log/relay.js'
-import { runLogged, wrapPlainLine } from '../log/run-logged.js'
+import { runLogged, wrapPlainLine, type Forward, type ForwardedSignal } from '../log/run-logged.js'
 import { isAlive, readPid } from '../process/pidfile.js'
-import { onParentGone } from '../process/parent.js'
+import type { ProcessShell } from '../process/shell.js'
 import { writeState } from '../process/state.js'
 import type { EnvWatcher } from '../config/watch.js'
 
@@ -115,17 +114,39 @@ export interface NginxOptions {
   watcher?: EnvWatcher | null
 }
 
-export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: LineOutput, log: Logger, options: NginxOptions = {}): Promise<number> {
+/** Runs nginx in the wrapper process `shell` until a stop is asked; resolves with the exit code. */
+export async function runNginx(env: NodeJS.ProcessEnv, home: string, shell: ProcessShell, options: NginxOptions = {}): Promise<number> {
+  const { output, log } = shell
+  // A stop asked of this wrapper ends nginx for good; nginx dying by itself (its master killed) is
+  // restarted here at once, which is quicker than exiting and waiting for supervisord to start a
+  // new wrapper. Signals reach nginx through runLogged while it runs.
+  let stopAsked = false
+  let nginx: Forward | null = null
+  const pass = (sig: ForwardedSignal, stops: boolean) => (): void => {
+    if (stops) stopAsked = true
+    nginx?.(sig)
+  }
+  shell.handleSignals({
+    // SIGTERM (supervisord's stop): nginx's fast shutdown, then the wrapper exits.
+    SIGTERM: pass('SIGTERM', true),
+    // SIGINT (Ctrl-C): nginx's fast shutdown too, then the wrapper exits.
+    SIGINT: pass('SIGINT', true),
+    // SIGQUIT: nginx's graceful shutdown (it finishes its requests), then the wrapper exits.
+    SIGQUIT: pass('SIGQUIT', true),
+    // SIGHUP: nginx re-reads its configuration (new workers start, the old ones finish).
+    SIGHUP: pass('SIGHUP', false),
+    // SIGUSR1: nginx reopens its log files.
+    SIGUSR1: pass('SIGUSR1', false),
+    // SIGUSR2: nginx starts a new executable (upgrade on the fly).
+    SIGUSR2: pass('SIGUSR2', false),
+    // SIGWINCH: nginx stops its worker processes gracefully; the master stays.
+    SIGWINCH: pass('SIGWINCH', false),
+  })
+  // QUIT reaches nginx like the signal itself: its graceful stop, then this process exits.
+  if (options.dieWithParent === true) shell.dieWithParent('the parent process (supervisord) is gone: stopping nginx gracefully', () => shell.raise('SIGQUIT'))
   const values = nginxValues(env, home)
   const conf = join(values.RUN_DIR!, 'nginx.conf')
   await stopLeftover(conf, join(values.RUN_DIR!, 'nginx.pid'), log, 5000)
-  if (options.dieWithParent === true) {
-    // QUIT reaches nginx through runLogged's forwarding: its graceful stop, then this process exits.
-    onParentGone((ppid) => {
-      log.warn({ ppid }, 'the parent process (supervisord) is gone: stopping nginx gracefully')
-      process.kill(process.pid, 'SIGQUIT')
-    })
-  }
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(values.RUN_DIR!, 'nginx-temp', d), { recursive: true, mode: 0o700 })
   // nginx writes access lines into a FIFO that this process reads (and only this process writes
   // nginx.log). Opened read-write so that opening never blocks and nginx restarts never end it.
@@ -174,16 +195,12 @@ export async function runNginx(env: NodeJS.ProcessEnv, home: string, output: Lin
     log.info({ version, changed, listen: result.values.LISTEN }, 'config applied: nginx reloaded (HUP) with the new configuration')
   })
   options.watcher?.start()
-  // A stop asked of this wrapper ends nginx for good; nginx dying by itself (its master killed) is
-  // restarted here at once, which is quicker than exiting and waiting for supervisord to start a
-  // new wrapper. Five quick deaths in a row: exit, and supervisord's backoff takes over.
-  let stopAsked = false
-  for (const sig of ['SIGTERM', 'SIGQUIT', 'SIGINT'] as const) process.once(sig, () => (stopAsked = true))
+  // Five quick deaths in a row: exit, and supervisord's backoff takes over.
   let code = 0
-  for (let quick = 0; quick < 5; ) {
+  for (let quick = 0; quick < 5 && !stopAsked; ) {
     log.info({ conf, version, listen: values.LISTEN, upstream: values.SERVER_SOCKET, push: values.PUSH_BIND }, 'starting nginx')
     const startedAt = Date.now()
-    code = await runLogged('nginx', 'nginx', ['-e', 'stderr', '-c', conf], output, log, { ...env, TZ: 'UTC' })
+    code = await runLogged('nginx', 'nginx', ['-e', 'stderr', '-c', conf], output, log, { ...env, TZ: 'UTC' }, (forward) => (nginx = forward))
     if (stopAsked) break
     quick = Date.now() - startedAt < 10_000 ? quick + 1 : 1
     log.error({ code, quickDeaths: quick }, 'nginx exited without being asked to: starting it again')

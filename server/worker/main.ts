@@ -6,8 +6,8 @@
 import cluster from 'node:cluster'
 import { Worker as Thread } from 'node:worker_threads'
 import type { ServerConfig } from '../config/schema.js'
-import { ForkyardError, codes, serializeError } from '../errors.js'
-import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
+import { ForkyardError, codes, exitCodes, serializeError } from '../errors.js'
+import { ProcessShell } from '../process/shell.js'
 import { LOG_FD, installSettings, workerEnv, type ArbiterMessage, type WorkerMessage } from '../arbiter/ipc.js'
 import { ReadinessCheck } from './readiness.js'
 import { HttpWorker } from './http-worker.js'
@@ -30,8 +30,8 @@ if (cluster.worker !== undefined) cluster.worker.exitedAfterDisconnect = true
 const arbiterPid = process.ppid
 // Workers log on their own pipe (LOG_FD); the arbiter relays the lines into the server's one
 // output. The app's own prints on stdout and stderr are relayed too, wrapped when not JSON.
-const output = createOutput('server', null, LOG_FD)
-const log = createLogger(output, { svc: 'server', level: config.logLevel, base: { role: 'worker', worker: workerId, generation } })
+const shell = new ProcessShell({ svc: 'server', fd: LOG_FD, level: config.logLevel, base: { role: 'worker', worker: workerId, generation } })
+const { log } = shell
 
 function send(m: WorkerMessage): void {
   if (process.connected) process.send?.(m)
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
           log.error({ err }, 'app stop() failed')
         }
       }
-      flushAndExit(output, code)
+      shell.exit(code)
     })()
     return stopping
   }
@@ -111,14 +111,15 @@ async function main(): Promise<void> {
       onDeadline: () => void stop('no new arbiter took the socket over', true),
     })
   })
-  // SIGTERM sent to this worker alone: graceful stop. SIGINT comes from a terminal's Ctrl-C to the
-  // whole process group: the arbiter coordinates the stop, so it is ignored here.
-  process.on('SIGTERM', () => void stop('SIGTERM', true))
-  process.on('SIGINT', () => {})
-  process.on('uncaughtException', (err) => {
-    log.fatal({ err }, 'uncaught exception in app code: draining and exiting')
+  shell.handleSignals({
+    // SIGTERM sent to this worker alone: graceful stop (drain, close idle connections, exit).
+    SIGTERM: () => void stop('SIGTERM', true),
+    // SIGINT comes from a terminal's Ctrl-C to the whole process group: the arbiter coordinates the stop.
+    SIGINT: null,
+  })
+  shell.onFatalError('uncaught exception in app code: draining and exiting', () => {
     void stop('uncaught exception', true)
-    setTimeout(() => flushAndExit(output, 1), Math.min(5000, config.gracefulTimeoutMs)).unref()
+    setTimeout(() => shell.exit(exitCodes.failure), Math.min(5000, config.gracefulTimeoutMs)).unref()
   })
 
   let loaded: Awaited<ReturnType<typeof loadApp>> | null = null
@@ -137,7 +138,7 @@ async function main(): Promise<void> {
     log.error({ err }, 'worker failed to boot')
     send({ t: 'boot-error', error: serializeError(err) })
     // Let the IPC message leave before exiting.
-    setTimeout(() => flushAndExit(output, 3), 50)
+    setTimeout(() => shell.exit(exitCodes.boot), 50)
     return
   }
   log.debug({ pid: process.pid }, 'worker ready')

@@ -1,6 +1,6 @@
 /**
- * Runs the bridge or the push process in the foreground: root logger, graceful stop on SIGTERM
- * and SIGINT (queued, acted on once), exit 0 when clean.
+ * Runs the bridge or the push process in the foreground, in the process shell (shell.ts):
+ * root logger, graceful stop on SIGTERM and SIGINT (queued, acted on once), exit 0 when clean.
  */
 import type { Logger } from 'pino'
 import { existsSync } from 'node:fs'
@@ -9,9 +9,9 @@ import { definedEnv, readEnvFile, snapshot } from '../config/env-file.js'
 import { loadLogConfig } from '../config/logging.js'
 import { config as runtimeConfig } from '../config/runtime.js'
 import { EnvWatcher } from '../config/watch.js'
-import { createLogger, createOutput, flushAndExit } from '../log/logger.js'
-import { onParentGone } from '../process/parent.js'
-import { writeState } from '../process/state.js'
+import { exitCodes } from '../errors.js'
+import { ProcessShell } from './shell.js'
+import { writeState } from './state.js'
 
 export interface Service {
   close(): Promise<void>
@@ -29,14 +29,14 @@ export interface ServiceOptions {
 }
 
 export async function runService(svc: string, level: string, start: (log: Logger) => Promise<Service>, options: ServiceOptions = {}): Promise<void> {
-  const output = createOutput(svc, loadLogConfig(process.env))
-  const log = createLogger(output, { svc, level })
+  const shell = new ProcessShell({ svc, logs: loadLogConfig(process.env), level })
+  const { output, log } = shell
   let started: Service
   try {
     started = await start(log)
   } catch (err) {
     log.fatal({ err }, `${svc} failed to start`)
-    return flushAndExit(output, 1)
+    return shell.exit(exitCodes.failure)
   }
   const service = started
   let stopping = false
@@ -46,25 +46,24 @@ export async function runService(svc: string, level: string, start: (log: Logger
     log.info({ signal }, 'stopping')
     const force = setTimeout(() => {
       log.error('did not stop within 10 s: exiting')
-      flushAndExit(output, 1)
+      shell.exit(exitCodes.failure)
     }, 10_000)
     force.unref()
     service.close().then(
-      () => flushAndExit(output, 0),
+      () => shell.exit(exitCodes.ok),
       (err: unknown) => {
         log.error({ err }, 'stop failed')
-        flushAndExit(output, 1)
+        shell.exit(exitCodes.failure)
       },
     )
   }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
-  if (options.dieWithParent === true) {
-    onParentGone((ppid) => {
-      log.warn({ ppid }, 'the parent process (supervisord) is gone: stopping gracefully')
-      stop('SIGTERM')
-    })
-  }
+  shell.handleSignals({
+    // SIGTERM (supervisord's stopsignal): graceful stop, then exit.
+    SIGTERM: () => stop('SIGTERM'),
+    // SIGINT (Ctrl-C in a terminal): the same graceful stop.
+    SIGINT: () => stop('SIGINT'),
+  })
+  if (options.dieWithParent === true) shell.dieWithParent('the parent process (supervisord) is gone: stopping gracefully', () => stop('SIGTERM'))
   if (options.envFile !== undefined && existsSync(options.envFile)) {
     const env = definedEnv(process.env)
     let watcher: EnvWatcher
@@ -72,7 +71,7 @@ export async function runService(svc: string, level: string, start: (log: Logger
       watcher = new EnvWatcher(resolve(options.envFile), options.baseEnv ?? process.env, snapshot(env, Object.keys(readEnvFile(options.envFile))), log)
     } catch (err) {
       log.fatal({ err }, 'bad configuration')
-      return flushAndExit(output, 2)
+      return shell.exit(exitCodes.config)
     }
     const startedAt = new Date().toISOString()
     writeState(watcher.current.server.runDir, svc, watcher.current.version, startedAt)
