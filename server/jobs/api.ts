@@ -18,13 +18,16 @@ export const tasks = {
   },
   /**
    * Queues a task durably (fsync'ed before this resolves) for the jobs process; answer the request
-   * with 202 and the id. The same idempotencyKey twice gives the same id once (duplicate: true).
+   * with 202 and the id. The same idempotencyKey twice gives the same id once (duplicate: true),
+   * also from several processes at the same moment, for as long as the task is kept (see
+   * FORKYARD_TASKS_KEEP_AGE). The same key with another payload rejects with a ForkyardError of
+   * code FORKYARD_ERR_TASK_KEY_CONFLICT (answer 409 or 422): it is not a retry of that task.
    */
   async enqueue(name: string, payload: unknown, options: { idempotencyKey?: string; reqId?: string | undefined } = {}): Promise<{ id: string; duplicate: boolean }> {
     if (!taskDefinitions.has(name)) throw new TypeError(`Expected a task defined with tasks.define(), got ${JSON.stringify(name)}`)
     const o: { idempotencyKey?: string; reqId?: string | null } = { reqId: options.reqId ?? null }
     if (options.idempotencyKey !== undefined) o.idempotencyKey = options.idempotencyKey
-    return shared().enqueue(name, payload, o)
+    return shared().enqueueAsync(name, payload, o)
   },
   /** The most recent tasks, newest first (every process sees the same: the queue is on disk). */
   list(limit = 50, name?: string): TaskRecord[] {

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { createHash } from 'node:crypto'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { TaskQueue, type TaskRecord, type TaskState } from '../../server/jobs/queue.js'
+import { ForkyardError, codes } from '../../server/errors.js'
+import { KEY_STALE_MS, TaskQueue, newTaskId, type TaskRecord, type TaskState } from '../../server/jobs/queue.js'
 
 function queue(t: TestContext): TaskQueue {
   const dir = mkdtempSync(join(tmpdir(), 'fy-queue-'))
@@ -52,10 +54,10 @@ test('enqueue writes queued/<id>.json before it returns', (t) => {
 
 test('the same idempotency key gives the same task once, even after it is done', (t) => {
   const q = queue(t)
-  const first = q.enqueue('charge', { cents: 100 }, { idempotencyKey: 'order-42' })
-  const again = q.enqueue('charge', { cents: 999 }, { idempotencyKey: 'order-42' })
-  assert.deepEqual(again, { id: first.id, duplicate: true })
-  assert.deepEqual(q.get(first.id)?.payload, { cents: 100 })
+  const first = q.enqueue('charge', { cents: 100, currency: 'EUR' }, { idempotencyKey: 'order-42' })
+  const again = q.enqueue('charge', { currency: 'EUR', cents: 100 }, { idempotencyKey: 'order-42' })
+  assert.deepEqual(again, { id: first.id, duplicate: true }, 'the same payload (key order aside) is a duplicate')
+  assert.deepEqual(q.get(first.id)?.payload, { cents: 100, currency: 'EUR' })
   assert.equal(q.counts().queued, 1)
   // Another task name with the same key is another task.
   const other = q.enqueue('refund', {}, { idempotencyKey: 'order-42' })
@@ -65,8 +67,51 @@ test('the same idempotency key gives the same task once, even after it is done',
   const running = q.claim(q.get(first.id)!)
   assert.ok(running !== null)
   q.move(running, 'done', { result: 'ok' })
-  assert.deepEqual(q.enqueue('charge', {}, { idempotencyKey: 'order-42' }), { id: first.id, duplicate: true })
+  assert.deepEqual(q.enqueue('charge', { cents: 100, currency: 'EUR' }, { idempotencyKey: 'order-42' }), { id: first.id, duplicate: true })
   assert.deepEqual(states(q, first.id), ['done'])
+})
+
+test('a key reused with another payload is refused, not merged', async (t) => {
+  const q = queue(t)
+  const first = q.enqueue('charge', { cents: 100 }, { idempotencyKey: 'order-42' })
+  for (const other of [{ cents: 999 }, { cents: 100, extra: true }, null, [100]]) {
+    assert.throws(() => q.enqueue('charge', other, { idempotencyKey: 'order-42' }), (err: Error & { code?: string }) => {
+      assert.ok(err instanceof ForkyardError)
+      assert.equal(err.code, codes.TASK_KEY_CONFLICT)
+      assert.match(err.message, /"order-42"/)
+      assert.match(err.message, /payload differs/)
+      assert.ok(err.message.includes(first.id))
+      return true
+    })
+  }
+  await assert.rejects(q.enqueueAsync('charge', { cents: 1 }, { idempotencyKey: 'order-42' }), { code: codes.TASK_KEY_CONFLICT })
+  assert.deepEqual(await q.enqueueAsync('charge', { cents: 100 }, { idempotencyKey: 'order-42' }), { id: first.id, duplicate: true })
+  assert.deepEqual(q.get(first.id)?.payload, { cents: 100 }, 'the first payload stays')
+  assert.equal(q.counts().queued, 1)
+})
+
+test('a key left by an enqueue killed before its task does not swallow the task', (t) => {
+  const q = queue(t)
+  const keyOf = (name: string, key: string): string => join(q.dir, 'keys', createHash('sha256').update(`${name}\0${key}`).digest('hex').slice(0, 32))
+  // Written by a process of this host that is gone (pid 2^22 + 1 is above any pid_max default).
+  const orphan = newTaskId()
+  writeFileSync(keyOf('charge', 'k1'), JSON.stringify({ id: orphan, pid: 4_194_305, host: hostname(), at: Date.now() }))
+  const started = Date.now()
+  assert.deepEqual(q.enqueue('charge', { cents: 1 }, { idempotencyKey: 'k1' }), { id: orphan, duplicate: false }, 'taken over at once, with the id the key names')
+  assert.ok(Date.now() - started < 1000)
+  assert.deepEqual(q.enqueue('charge', { cents: 1 }, { idempotencyKey: 'k1' }), { id: orphan, duplicate: true })
+  // Written on another host (the pid says nothing here): taken over once older than KEY_STALE_MS.
+  const far = newTaskId()
+  writeFileSync(keyOf('charge', 'k2'), JSON.stringify({ id: far, pid: 1, host: 'elsewhere', at: Date.now() - KEY_STALE_MS - 1 }))
+  assert.deepEqual(q.enqueue('charge', { cents: 2 }, { idempotencyKey: 'k2' }), { id: far, duplicate: false })
+  // An empty key file of the previous version (its task id was the key's hash), from a killed enqueue.
+  const legacy = keyOf('charge', 'k3')
+  writeFileSync(legacy, '')
+  utimesSync(legacy, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000))
+  const r = q.enqueue('charge', { cents: 3 }, { idempotencyKey: 'k3' })
+  assert.deepEqual(r, { id: legacy.slice(-32), duplicate: false })
+  assert.deepEqual(q.get(r.id)?.payload, { cents: 3 })
+  assert.deepEqual(readdirSync(q.dir + '/keys').filter((f) => f.endsWith('.takeover')), [], 'no takeover marker left')
 })
 
 test('a failed enqueue does not burn its idempotency key', (t) => {
