@@ -1,7 +1,7 @@
 /** `tasks` for app code: define in the app module, enqueue from a request handler, read states. */
 import { loadConfig } from '../config/load.js'
 import { config } from '../config/runtime.js'
-import { TaskQueue, type TaskRecord } from './queue.js'
+import { TaskQueue, type PageOptions, type TaskPage, type TaskRecord, type TaskState } from './queue.js'
 import { defineTask, taskDefinitions, type TaskDefinition, type TaskOptions } from './registry.js'
 
 let queue: TaskQueue | null = null
@@ -29,9 +29,17 @@ export const tasks = {
     if (options.idempotencyKey !== undefined) o.idempotencyKey = options.idempotencyKey
     return shared().enqueueAsync(name, payload, o)
   },
-  /** The most recent tasks, newest first (every process sees the same: the queue is on disk). */
-  list(limit = 50, name?: string): TaskRecord[] {
-    return shared().list(limit, name)
+  /**
+   * The most recent tasks, newest first (every process sees the same: the queue is on disk);
+   * options.state and options.before (a page's `next`, or a task id) narrow it. Cheap enough for a
+   * request handler: reads at most `limit` task files, and never more than LIST_MAX (1000).
+   */
+  list(limit = 50, name?: string, options: { state?: TaskState | TaskState[]; before?: string } = {}): TaskRecord[] {
+    return shared().list(limit, name, options)
+  },
+  /** One page of tasks, newest first, and the cursor of the next one (null at the end): `page({ before: next })`. */
+  page(options: PageOptions = {}): TaskPage {
+    return shared().page(options)
   },
   /** The task's record (state: queued, running, done, failed; attempts, progress, result, error), or null. */
   get(id: string): TaskRecord | null {
@@ -39,4 +47,4 @@ export const tasks = {
   },
 }
 
-export type { TaskRecord, TaskOptions }
+export type { PageOptions, TaskPage, TaskRecord, TaskState, TaskOptions }

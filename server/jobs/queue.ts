@@ -87,6 +87,11 @@ let seq = 0
  * increasing within this process, so ids made in one millisecond keep their order), then random.
  */
 export function newTaskId(now = Date.now()): string {
+  const r = randomBytes(8)
+  r[0] = (r[0]! & 0x3f) | 0x80
+  // A time before the last id's (given explicitly, or the clock stepped back by more than the
+  // sequence covers): that time, unordered within its millisecond.
+  if (now < lastMs - 1000) return `${now.toString(16).padStart(12, '0')}7${randomInt(0, 0x1000).toString(16).padStart(3, '0')}${r.toString('hex')}`
   if (now > lastMs) {
     lastMs = now
     seq = randomInt(0, 0x400)
@@ -94,8 +99,6 @@ export function newTaskId(now = Date.now()): string {
     lastMs++
     seq = randomInt(0, 0x400)
   }
-  const r = randomBytes(8)
-  r[0] = (r[0]! & 0x3f) | 0x80
   return `${lastMs.toString(16).padStart(12, '0')}7${seq.toString(16).padStart(3, '0')}${r.toString('hex')}`
 }
 
@@ -298,25 +301,124 @@ export class TaskQueue {
     return null
   }
 
-  /** The most recent tasks (all states), newest first, optionally of one name. */
-  list(limit: number, name?: string): TaskRecord[] {
-    const out: TaskRecord[] = []
-    for (const state of STATES) {
-      for (const f of readdirSync(join(this.dir, state))) {
-        if (!f.endsWith('.json')) continue
+  /**
+   * The most recent tasks, newest first (by creation), optionally of one name, in some states,
+   * older than a cursor. Lists the directories (names only) and reads task files newest first
+   * until the page is full, at most LIST_MAX files per call: a name that is rare among many tasks
+   * gives a short page with a `next` to continue from.
+   */
+  page(options: PageOptions = {}): TaskPage {
+    const limit = Math.max(1, Math.min(LIST_MAX, Math.floor(options.limit ?? 50)))
+    const states = options.state === undefined ? STATES : Array.isArray(options.state) ? options.state : [options.state]
+    const entries = this.entries(states).filter((e) => options.before === undefined || e.key < options.before)
+    entries.sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0))
+    const tasks: TaskRecord[] = []
+    const seen = new Set<string>()
+    let read = 0
+    let lastKey: string | null = null
+    for (const e of entries) {
+      if (seen.has(e.id)) continue
+      if (tasks.length >= limit || read >= LIST_MAX) return { tasks, next: lastKey }
+      seen.add(e.id)
+      read++
+      lastKey = e.key
+      let r: TaskRecord | null
+      try {
+        r = JSON.parse(readFileSync(join(this.dir, e.state, `${e.id}.json`), 'utf8')) as TaskRecord
+      } catch {
+        r = this.get(e.id) // moved to another state since the listing
+      }
+      if (r !== null && states.includes(r.state) && (options.name === undefined || r.name === options.name)) tasks.push(r)
+    }
+    return { tasks, next: null }
+  }
+
+  /** The first page of page(): the most recent tasks, newest first, optionally of one name. */
+  list(limit: number, name?: string, options: Omit<PageOptions, 'limit' | 'name'> = {}): TaskRecord[] {
+    return this.page({ ...options, limit, ...(name !== undefined ? { name } : {}) }).tasks
+  }
+
+  /**
+   * Removes finished (done, failed) tasks that finished longer than maxAgeMs ago, and all but the
+   * maxCount most recent ones (0 = no limit), with their idempotency keys: a key is remembered
+   * as long as its task is kept. Reads only the files it removes (and stats the ones created
+   * before the age limit). For the jobs process, not for request handlers.
+   */
+  prune(options: { maxAgeMs: number; maxCount: number; now?: number }): number {
+    const now = options.now ?? Date.now()
+    const entries = this.entries(['done', 'failed'])
+    entries.sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0))
+    let removed = 0
+    entries.forEach((e, i) => {
+      const file = join(this.dir, e.state, `${e.id}.json`)
+      let remove = options.maxCount > 0 && i >= options.maxCount
+      // A task created within the age limit finished within it too: no need to look at it.
+      if (!remove && options.maxAgeMs > 0 && e.createdMs < now - options.maxAgeMs) {
         try {
-          const r = JSON.parse(readFileSync(join(this.dir, state, f), 'utf8')) as TaskRecord
-          if (name === undefined || r.name === name) out.push(r)
+          remove = statSync(file).mtimeMs < now - options.maxAgeMs
         } catch {
-          // moving between states
+          // gone
+        }
+      }
+      if (remove && this.removeFinished(file, e.id)) removed++
+    })
+    return removed
+  }
+
+  private removeFinished(file: string, id: string): boolean {
+    let r: TaskRecord | null = null
+    try {
+      r = JSON.parse(readFileSync(file, 'utf8')) as TaskRecord
+    } catch {
+      // unreadable: removed all the same
+    }
+    // The key first: an enqueue of the same key meanwhile makes a new task rather than find none.
+    // Earlier versions named a keyed task after its key file.
+    const keyFile = r?.keyFile ?? (timeOfId(id) === null ? id : undefined)
+    if (keyFile !== undefined && /^[0-9a-f]{32}$/.test(keyFile)) {
+      const keyPath = join(this.dir, 'keys', keyFile)
+      if (this.readKey(keyPath, keyFile)?.id === id) {
+        try {
+          unlinkSync(keyPath)
+        } catch {
+          // gone
         }
       }
     }
-    const seen = new Set<string>()
+    try {
+      unlinkSync(file)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /**
+   * Task files of some states with a sort key that orders them by creation time, from names only:
+   * the id itself for time-ordered ids; for ids of earlier versions (random), the file's mtime in
+   * front of it (those files predate every time-ordered id).
+   */
+  private entries(states: TaskState[]): { state: TaskState; id: string; key: string; createdMs: number }[] {
+    const out: { state: TaskState; id: string; key: string; createdMs: number }[] = []
+    for (const state of states) {
+      for (const f of readdirSync(join(this.dir, state))) {
+        if (!f.endsWith('.json') || f.length !== 37) continue
+        const id = f.slice(0, 32)
+        const t = timeOfId(id)
+        if (t !== null) {
+          out.push({ state, id, key: id, createdMs: t })
+          continue
+        }
+        let mtime = 0
+        try {
+          mtime = Math.floor(statSync(join(this.dir, state, f)).mtimeMs)
+        } catch {
+          continue
+        }
+        out.push({ state, id, key: `${mtime.toString(16).padStart(12, '0')}0${id}`, createdMs: mtime })
+      }
+    }
     return out
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
-      .filter((r) => !seen.has(r.id) && seen.add(r.id) !== undefined)
-      .slice(0, limit)
   }
 
   /** Queued tasks whose time has come, oldest first. */
@@ -376,9 +478,28 @@ export class TaskQueue {
     return out
   }
 
+  /**
+   * Tasks per state, from directory listings (no task file is read). done/ and failed/, the large
+   * ones, are listed again only when the directory changed (its mtime) or every 10 s.
+   */
   counts(): Record<TaskState, number> {
     const c = {} as Record<TaskState, number>
-    for (const s of STATES) c[s] = readdirSync(join(this.dir, s)).filter((f) => f.endsWith('.json')).length
+    const now = Date.now()
+    for (const s of STATES) {
+      const dir = join(this.dir, s)
+      if (s === 'done' || s === 'failed') {
+        const mtimeMs = statSync(dir).mtimeMs
+        const cached = this.countCache.get(s)
+        if (cached !== undefined && cached.mtimeMs === mtimeMs && now - cached.at < 10_000) {
+          c[s] = cached.n
+          continue
+        }
+        c[s] = readdirSync(dir).filter((f) => f.endsWith('.json')).length
+        this.countCache.set(s, { mtimeMs, at: now, n: c[s] })
+        continue
+      }
+      c[s] = readdirSync(dir).filter((f) => f.endsWith('.json')).length
+    }
     return c
   }
 
