@@ -190,7 +190,8 @@ export class TaskQueue {
     if (held === null) return { waitMs: 0 } // removed meanwhile (pruned, or a failed enqueue cleaned up): try again
     const task = this.get(held.id)
     if (task !== null) {
-      if (canonical(task.payload) !== canonical(JSON.parse(canonical(payload ?? null)!) as unknown)) {
+      // Compared as stored: through JSON (undefined members dropped), object keys in any order.
+      if (canonical(task.payload ?? null) !== canonical(JSON.parse(canonical(payload ?? null)!) as unknown)) {
         throw new ForkyardError(codes.TASK_KEY_CONFLICT, `Idempotency key ${JSON.stringify(key)} of task ${JSON.stringify(name)} was already used with a different payload (task ${held.id}): the payload differs, so this is not a retry of that task; use a new key for new work`)
       }
       return { result: { id: held.id, duplicate: true } }

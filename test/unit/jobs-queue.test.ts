@@ -89,7 +89,12 @@ test('a key reused with another payload is refused, not merged', async (t) => {
   await assert.rejects(q.enqueueAsync('charge', { cents: 1 }, { idempotencyKey: 'order-42' }), { code: codes.TASK_KEY_CONFLICT })
   assert.deepEqual(await q.enqueueAsync('charge', { cents: 100 }, { idempotencyKey: 'order-42' }), { id: first.id, duplicate: true })
   assert.deepEqual(q.get(first.id)?.payload, { cents: 100 }, 'the first payload stays')
-  assert.equal(q.counts().queued, 1)
+  // Payloads compare as stored (JSON): undefined members and no payload at all are duplicates.
+  const bare = q.enqueue('ping', undefined, { idempotencyKey: 'p' })
+  assert.deepEqual(q.enqueue('ping', undefined, { idempotencyKey: 'p' }), { id: bare.id, duplicate: true })
+  const sparse = q.enqueue('ping', { a: 1, b: undefined }, { idempotencyKey: 's' })
+  assert.deepEqual(q.enqueue('ping', { a: 1 }, { idempotencyKey: 's' }), { id: sparse.id, duplicate: true })
+  assert.equal(q.counts().queued, 3)
 })
 
 test('a key left by an enqueue killed before its task does not swallow the task', (t) => {
