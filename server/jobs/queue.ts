@@ -208,6 +208,12 @@ export class TaskQueue {
       closeSync(openSync(marker, 'wx', 0o600))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      // A taker killed while holding the marker must not block the key forever.
+      try {
+        if (Date.now() - statSync(marker).mtimeMs > KEY_STALE_MS) unlinkSync(marker)
+      } catch {
+        // removed by its taker meanwhile
+      }
       return { waitMs: 5 }
     }
     try {

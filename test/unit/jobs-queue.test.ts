@@ -119,6 +119,15 @@ test('a key left by an enqueue killed before its task does not swallow the task'
   assert.deepEqual(r, { id: legacy.slice(-32), duplicate: false })
   assert.deepEqual(q.get(r.id)?.payload, { cents: 3 })
   assert.deepEqual(readdirSync(q.dir + '/keys').filter((f) => f.endsWith('.takeover')), [], 'no takeover marker left')
+  // A taker killed while holding its marker: the marker goes once it is stale.
+  const stuck = newTaskId()
+  const owner = { id: stuck, pid: 4_194_305, host: hostname(), at: Date.now() }
+  writeFileSync(keyOf('charge', 'k4'), JSON.stringify(owner))
+  const marker = `${keyOf('charge', 'k4')}.${owner.pid}.${owner.at}.takeover`
+  writeFileSync(marker, '')
+  utimesSync(marker, new Date(Date.now() - KEY_STALE_MS - 1000), new Date(Date.now() - KEY_STALE_MS - 1000))
+  assert.deepEqual(q.enqueue('charge', { cents: 4 }, { idempotencyKey: 'k4' }), { id: stuck, duplicate: false })
+  assert.ok(!existsSync(marker))
 })
 
 test('a failed enqueue does not burn its idempotency key', (t) => {
