@@ -14,7 +14,7 @@
 // "pipelines", which every open page follows: a second tab sees pipelines started elsewhere.
 // Progress goes to the private channel private:pipeline:<id>; the token in the 202 answer lets the
 // page subscribe to it. The page itself is static (example/public), served by nginx.
-import { config, pushToken, publish, requestId, tasks, verifyPushToken } from 'forkyard'
+import { codes, config, pushToken, publish, requestId, tasks, verifyPushToken } from 'forkyard'
 import { readBody, json, validatePipeline } from './http.mjs'
 import { runPipeline } from './pipeline.mjs'
 
@@ -84,6 +84,8 @@ export default async function app(req, res) {
   } catch (err) {
     if (err.status !== undefined) return json(res, err.status, { error: err.message })
     if (err instanceof SyntaxError) return json(res, 400, { error: `expected a JSON body: ${err.message}` })
+    // The same Idempotency-Key with another body: not a retry of that pipeline.
+    if (err.code === codes.TASK_KEY_CONFLICT) return json(res, 409, { error: err.message })
     throw err
   }
 }

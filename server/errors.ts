@@ -29,6 +29,8 @@ export const codes = {
   PUBLISH_CLOSED: 'FORKYARD_ERR_PUBLISH_CLOSED',
   /** A request to the bridge (history, stats) got no answer in time. */
   BRIDGE_TIMEOUT: 'FORKYARD_ERR_BRIDGE_TIMEOUT',
+  /** tasks.enqueue(): an idempotency key already used for a task with another payload (a key stands for one piece of work). */
+  TASK_KEY_CONFLICT: 'FORKYARD_ERR_TASK_KEY_CONFLICT',
   /** A program the kit needs (supervisord, nginx, apt-get, mkfifo) could not be installed or started. */
   LAUNCH: 'FORKYARD_ERR_LAUNCH',
 } as const
@@ -45,6 +47,8 @@ export const exitCodes = {
   config: 2,
   /** A worker (or the whole stack) failed to boot. */
   boot: 3,
+  /** tasks.enqueue(): an idempotency key already used for a task with another payload (a key stands for one piece of work). */
+  TASK_KEY_CONFLICT: 'FORKYARD_ERR_TASK_KEY_CONFLICT',
   /** A program the kit needs could not be installed or started. */
   launch: 4,
   /** `forkyard ps`: the stack is not running (LSB init scripts, "status" action). */

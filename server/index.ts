@@ -9,6 +9,6 @@ export { publish, publisherStats, pushToken, type PublishOptions, type Published
 export { Publisher } from './bridge/publisher.js'
 export { signPushToken, verifyPushToken } from './push/tokens.js'
 export { config, type ConfigEvent } from './config/runtime.js'
-export { tasks, type TaskRecord, type TaskOptions } from './jobs/api.js'
+export { tasks, type PageOptions, type TaskPage, type TaskRecord, type TaskState, type TaskOptions } from './jobs/api.js'
 export { singleton, type TaskContext, type SingletonContext } from './jobs/registry.js'
 export { offload, closeOffload, type OffloadOptions } from './offload.js'

@@ -61,6 +61,10 @@ export interface ServerConfig {
   tasksDir: string
   /** Tasks running at once in the jobs process, all kinds together. */
   tasksConcurrency: number
+  /** Finished (done, failed) tasks and their idempotency keys are removed this many ms after they finished (0 = kept). */
+  tasksKeepAgeMs: number
+  /** At most this many finished tasks are kept, the most recent (0 = no limit). */
+  tasksKeepCount: number
   /** Worker threads for offload() in each process (0 = one per CPU). */
   offloadThreads: number
   /** What GET /readyz checks: workers always; push, bridge and supervisor in the full stack. */
@@ -93,6 +97,9 @@ export const schema: Schema<ServerConfig> = {
   jobs: { env: 'FORKYARD_JOBS', parse: bool, default: 'true', apply: 'restart' },
   tasksDir: { env: 'FORKYARD_TASKS_DIR', parse: text, default: './data/tasks', apply: 'restart' },
   tasksConcurrency: { env: 'FORKYARD_TASKS_CONCURRENCY', parse: int(1, 10_000), default: '4', apply: 'restart' },
+  // Live: the jobs process prunes with the new values from its next pass (once a minute).
+  tasksKeepAgeMs: { env: 'FORKYARD_TASKS_KEEP_AGE', parse: duration, default: '168h' },
+  tasksKeepCount: { env: 'FORKYARD_TASKS_KEEP_COUNT', parse: int(0), default: '10000' },
   offloadThreads: { env: 'FORKYARD_OFFLOAD_THREADS', parse: int(0, 1024), default: '0', apply: 'restart' },
   appSchema: { env: 'FORKYARD_APP_SCHEMA', parse: (_n, raw) => raw.trim(), default: '', apply: 'restart' },
 }

@@ -23,11 +23,14 @@ shell.onFatalError('uncaught exception in the jobs process: exiting (the arbiter
 const installed = installSettings(process.env)
 runtimeConfig.apply(installed.version, installed.settings, installed.app, [])
 
+let runner: TaskRunner | null = null
+
 // A .env change the arbiter validated: config.get() in tasks and singletons sees it at once.
 process.on('message', (m: unknown) => {
   const msg = m as ArbiterMessage
   if (msg?.t !== 'config') return
   log.level = msg.server.logLevel
+  if (runner !== null) runner.retention = { maxAgeMs: msg.server.tasksKeepAgeMs, maxCount: msg.server.tasksKeepCount }
   runtimeConfig.apply(msg.version, msg.env, msg.app, msg.changed)
   log.info({ version: msg.version, changed: msg.changed }, 'config applied')
 })
@@ -40,14 +43,15 @@ async function main(): Promise<void> {
     setTimeout(() => shell.exit(exitCodes.boot), 50)
     return
   }
-  const runner = new TaskRunner(new TaskQueue(config.tasksDir), log, config.tasksConcurrency)
+  const tasksRunner = new TaskRunner(new TaskQueue(config.tasksDir), log, config.tasksConcurrency, { maxAgeMs: config.tasksKeepAgeMs, maxCount: config.tasksKeepCount })
+  runner = tasksRunner
   const singletons = new Singletons(config.runDir, log)
-  runner.start()
+  tasksRunner.start()
   singletons.start()
   log.info({ tasks: [...taskDefinitions.keys()], singletons: [...singletonDefinitions.keys()], tasksDir: config.tasksDir }, 'jobs process ready')
   // Every second, to the arbiter: /readyz shows the singletons and the version this process runs.
   const report = (): void => {
-    const msg: JobsMessage = { t: 'jobs', report: { version: runtimeConfig.version, singletons: Object.fromEntries(singletons.states), tasks: runner.counts() } }
+    const msg: JobsMessage = { t: 'jobs', report: { version: runtimeConfig.version, singletons: Object.fromEntries(singletons.states), tasks: tasksRunner.counts() } }
     if (process.connected) process.send?.(msg)
   }
   report()
@@ -58,7 +62,7 @@ async function main(): Promise<void> {
     stopping = true
     log.info({ why }, 'jobs process stopping')
     clearInterval(statusTimer)
-    await Promise.all([runner.stop(config.gracefulTimeoutMs), singletons.stop()])
+    await Promise.all([tasksRunner.stop(config.gracefulTimeoutMs), singletons.stop()])
     report()
     shell.exit(exitCodes.ok)
   }

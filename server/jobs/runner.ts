@@ -13,11 +13,15 @@ export class TaskRunner {
   private timer: NodeJS.Timeout | null = null
   private stopping = false
   private readonly unknown = new Set<string>()
+  private pruneTimer: NodeJS.Timeout | null = null
 
   constructor(
     private readonly queue: TaskQueue,
     private readonly log: Logger,
     private readonly concurrency: number,
+    /** Retention of finished tasks (FORKYARD_TASKS_KEEP_AGE, FORKYARD_TASKS_KEEP_COUNT); live: the next pass uses new values. */
+    public retention: { maxAgeMs: number; maxCount: number } = { maxAgeMs: 0, maxCount: 0 },
+    private readonly pruneEveryMs = 60_000,
   ) {}
 
   start(): void {
@@ -26,6 +30,23 @@ export class TaskRunner {
     }
     this.timer = setInterval(() => this.poll(), 100)
     this.poll()
+    this.pruneTimer = setInterval(() => this.prune(), this.pruneEveryMs)
+    this.pruneTimer.unref()
+    this.prune()
+  }
+
+  /** Removes finished tasks past their retention, here in the jobs process (never in a request handler). */
+  prune(): number {
+    if (this.retention.maxAgeMs === 0 && this.retention.maxCount === 0) return 0
+    try {
+      const started = Date.now()
+      const removed = this.queue.prune(this.retention)
+      if (removed > 0) this.log.info({ removed, ms: Date.now() - started, keepAgeMs: this.retention.maxAgeMs, keepCount: this.retention.maxCount }, 'finished tasks pruned')
+      return removed
+    } catch (err) {
+      this.log.error({ err }, 'pruning finished tasks failed: trying again at the next pass')
+      return 0
+    }
   }
 
   counts(): Record<string, number> {
@@ -109,6 +130,7 @@ export class TaskRunner {
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true
     if (this.timer !== null) clearInterval(this.timer)
+    if (this.pruneTimer !== null) clearInterval(this.pruneTimer)
     const all = Promise.all([...this.running.values()].map((x) => x.done))
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, deadlineMs).unref())
     await Promise.race([all, timeout])

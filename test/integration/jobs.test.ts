@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { TaskQueue } from '../../server/jobs/queue.js'
 import { isAlive } from '../../server/process/pidfile.js'
 import { get } from '../helpers/load.js'
 import { root, sleep, startServer, tempDir, until } from '../helpers/server.js'
@@ -49,6 +50,42 @@ test('a task accepted with 202 runs even when the accepting worker is killed -9 
   })
   await sleep(500)
   assert.equal(lines(join(dir, 'done.txt')).filter((l) => l.startsWith(a.body.id)).length, 1, 'ran once')
+
+  // The same key with another payload: refused, not merged.
+  const conflict = await fetch(`http://127.0.0.1:${s.port}/enqueue?key=order-42&ms=7`, { method: 'POST' })
+  assert.equal(conflict.status, 409)
+  const why = (await conflict.json()) as { code: string; error: string }
+  assert.equal(why.code, 'FORKYARD_ERR_TASK_KEY_CONFLICT')
+  assert.match(why.error, /"order-42".*payload differs/)
+
+  // One key from 8 concurrent requests spread over the workers: one winner, the same id for all.
+  const racing = await Promise.all(Array.from({ length: 8 }, () => post(s.port, '/enqueue?key=order-43&ms=1')))
+  assert.deepEqual(racing.map((x) => x.status), Array(8).fill(202))
+  assert.equal(racing.filter((x) => !x.body.duplicate).length, 1, JSON.stringify(racing.map((x) => x.body)))
+  assert.equal(new Set(racing.map((x) => x.body.id)).size, 1)
+})
+
+test('finished tasks are pruned by the jobs process (FORKYARD_TASKS_KEEP_COUNT), keys with them; the list is paged', async (t) => {
+  const dir = tempDir()
+  const q = new TaskQueue(join(dir, 'tasks'))
+  const ids = Array.from({ length: 6 }, (_, i) => {
+    const { id } = q.enqueue('write', { ms: i }, { idempotencyKey: `k${i}` })
+    return q.move(q.claim(q.get(id)!)!, 'done', { result: i }).id
+  })
+  const s = await startServer(t, { app, cwd: dir, env: { ...envFor(dir), FORKYARD_TASKS_KEEP_COUNT: '2' } })
+  const line = await s.waitLog((l) => l.msg === 'finished tasks pruned', 'prune line')
+  assert.equal(line.role, 'jobs')
+  assert.equal(line.removed, 4)
+  const page1 = JSON.parse((await get(s.port, '/tasks?limit=1')).text) as { ids: string[]; next: string | null; list: number }
+  assert.deepEqual(page1.ids, [ids[5]])
+  assert.equal(page1.list, 2)
+  const page2 = JSON.parse((await get(s.port, `/tasks?limit=1&before=${page1.next}`)).text) as { ids: string[]; next: string | null }
+  assert.deepEqual(page2.ids, [ids[4]])
+  // A pruned task's key is forgotten (new work); a kept one is still a duplicate.
+  const forgotten = await post(s.port, '/enqueue?key=k0&ms=0')
+  assert.equal(forgotten.body.duplicate, false)
+  assert.notEqual(forgotten.body.id, ids[0])
+  assert.deepEqual((await post(s.port, '/enqueue?key=k5&ms=5')).body, { id: ids[5], duplicate: true })
 })
 
 test('kill -9 of the whole server mid-task: after a restart the task runs again and completes', async (t) => {
