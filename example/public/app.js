@@ -36,7 +36,8 @@ function render(p) {
   const head = document.createElement('header')
   head.innerHTML = `<strong></strong> <span class="state"></span>`
   head.querySelector('strong').textContent = p.name
-  head.querySelector('.state').textContent = `${p.state} · ${p.id.slice(0, 8)}`
+  // The end of the id: ids are time-ordered (UUIDv7), their beginnings alike.
+  head.querySelector('.state').textContent = `${p.state} · ${p.id.slice(-8)}`
   const steps = document.createElement('ul')
   steps.className = 'steps'
   for (const s of p.steps) {
