@@ -45,6 +45,8 @@
 #   FORKYARD_JOBS=true
 #   FORKYARD_TASKS_DIR=./data/tasks       (under /app/data, the bind-mounted ./data: survives the container)
 #   FORKYARD_TASKS_CONCURRENCY=4
+#   FORKYARD_TASKS_KEEP_AGE=168h          (done and failed tasks kept this long, then pruned)
+#   FORKYARD_TASKS_KEEP_COUNT=10000
 #   FORKYARD_OFFLOAD_THREADS=0
 #   FORKYARD_APP_SCHEMA=
 #   FORKYARD_LOG_MAX_SIZE=10MiB

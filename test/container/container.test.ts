@@ -178,14 +178,6 @@ function scenario(t: TestContext, name: string, project: string, dir: string, lo
   return { step, docker, projectFilter, failed: () => failed }
 }
 
-test('the Dockerfile header lists every variable of .env.example', () => {
-  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8')
-  const header = dockerfile.slice(0, dockerfile.indexOf('\nFROM '))
-  const names = [...readFileSync(join(root, '.env.example'), 'utf8').matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!)
-  assert.ok(names.length > 0)
-  assert.deepEqual(names.filter((n) => !new RegExp(`^#\\s+${n}=`, 'm').test(header)), [], 'variables missing from the Dockerfile header')
-})
-
 test('make up on a fresh clone: .env created, the container healthy and hardened, requests, kill -9, logs, non-root, live .env, bad values, make down', { timeout: 20 * 60_000 }, async (t: TestContext) => {
   const dir = tempDir('fy-container-')
   const kit = cloneKit(dir)

@@ -46,3 +46,11 @@ test('the rolling reload covers exactly the restart variables the server and its
   for (const k of ['FORKYARD_BIND', 'FORKYARD_WORKERS', 'FORKYARD_APP', 'FORKYARD_APP_SCHEMA', 'FORKYARD_PUBLISH_QUEUE', 'FORKYARD_OFFLOAD_THREADS']) assert.ok(restartKeys.includes(k), k)
   for (const k of ['FORKYARD_TIMEOUT', 'FORKYARD_REQUEST_TIMEOUT', 'FORKYARD_LOG_LEVEL', 'FORKYARD_PUSH_MAX_SUBSCRIPTIONS']) assert.ok(!restartKeys.includes(k), k)
 })
+
+test("the Dockerfile's header lists every variable of .env.example (with its default or what the image fixes)", () => {
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8')
+  const header = dockerfile.slice(0, dockerfile.indexOf('\nFROM '))
+  const names = exampleEntries(example).map((e) => e.name)
+  assert.ok(names.length > 0)
+  assert.deepEqual(names.filter((n) => !new RegExp(`^#\\s+${n}=`, 'm').test(header)), [], 'variables missing from the Dockerfile header')
+})
