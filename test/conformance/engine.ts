@@ -5,7 +5,7 @@
  * message store and of the push process, tokens. Nothing in it is ZeroMQ-specific, so a second
  * engine (Redis, issue 14) implements the same interface and runs the same suite unchanged.
  */
-import { rmSync } from 'node:fs'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { signPushToken } from '../../server/push/tokens.js'
@@ -59,8 +59,11 @@ export interface MessagingEngine {
   readonly env: Record<string, string>
   /** Starts a publisher process: data {from: name, i} for i in 0..count-1. */
   publisher: (spec: PublishSpec) => PublisherRun
-  /** Sends one message twice with the same (publisher id, sequence); returns both acknowledgements. */
-  publishDuplicate: (channel: string, name: string) => Promise<[Ack, Ack]>
+  /**
+   * Sends one message twice with the same (publisher id, sequence); returns both acknowledgements.
+   * `between` runs after the first is acknowledged and before the second is sent.
+   */
+  publishDuplicate: (channel: string, name: string, between?: () => Promise<void>) => Promise<[Ack, Ack]>
   /** kill -9 of the message store, then started again with its history or having lost it. */
   restartStore: (options: { keepHistory: boolean }) => Promise<void>
   /** kill -9 of the push process, then started again on the same URL. */
@@ -119,8 +122,13 @@ export function zeromqEngine(t: TestContext): MessagingEngine {
       const env = { ...need().env, NAME: spec.name ?? 'p', CHANNEL: spec.channel, COUNT: String(spec.count), INTERVAL_MS: String(spec.intervalMs ?? 0) }
       return watchPublisher(startProc(t, [], env, { script: publisherScript }))
     },
-    publishDuplicate: async (channel, name) => {
-      const run = watchPublisher(startProc(t, [], { ...need().env, NAME: name, CHANNEL: channel, DUPLICATE: '1' }, { script: publisherScript }))
+    publishDuplicate: async (channel, name, between) => {
+      const gate = join(need().dir, `gate-${Date.now()}-${Math.random().toString(36).slice(2)}`)
+      const proc = startProc(t, [], { ...need().env, NAME: name, CHANNEL: channel, DUPLICATE: '1', GATE: gate }, { script: publisherScript })
+      const run = watchPublisher(proc)
+      await proc.waitLog((l) => l.msg === 'ack', 'first acknowledgement', 15_000)
+      await between?.()
+      writeFileSync(gate, '')
       await run.done
       const [a, b] = run.acks
       if (a === undefined || b === undefined) throw new Error(`expected two acknowledgements, got ${JSON.stringify(run)}`)

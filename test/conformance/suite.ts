@@ -104,6 +104,18 @@ export function conformanceSuite(name: string, make: EngineFactory): void {
     assert.equal(messagesOf(r, 'conf-dup').filter((m) => (m.data as { from: string }).from === 'dup').length, 1, 'delivered once')
   })
 
+  test(`${name}: a duplicate sent after the message store restarted with its history is still recognised`, async (t) => {
+    const e = await started(t, make)
+    const { r } = await subscribeRaw(t, e.url, { channel: 'conf-dup2' })
+    const [first, second] = await e.publishDuplicate('conf-dup2', 'dup', () => e.restartStore({ keepHistory: true }))
+    assert.equal(first.offset, 1)
+    assert.deepEqual(second, { ...first, i: 1 }, 'the resend after the restart gets the first offset and epoch')
+    await published(e.publisher({ channel: 'conf-dup2', name: 'after', count: 1 }), 1)
+    await until('the later message delivered', () => offsetsOf(r, 'conf-dup2').includes(2), 10_000)
+    await sleep(200)
+    assert.deepEqual(offsetsOf(r, 'conf-dup2'), [1, 2], 'no offset for the duplicate')
+  })
+
   test(`${name}: subscribe without an offset: subscribed names the latest offset, then only live messages`, async (t) => {
     const e = await started(t, make)
     await published(e.publisher({ channel: 'conf-live', count: 5 }), 5)
@@ -251,6 +263,13 @@ export function conformanceSuite(name: string, make: EngineFactory): void {
     await published(e.publisher({ channel: 'private:conf', count: 2 }), 2)
     await sleep(300)
     assert.deepEqual(offsetsOf(r, 'private:conf'), [1, 2, 3], 'nothing delivered past the expiry')
+    // As README says: subscribe again with a fresh token and the offset to miss nothing.
+    r.send({ type: 'subscribe', channel: 'private:conf', token: e.signToken(['private:conf'], 60), offset: 3, epoch: subscribed.epoch })
+    const again = await until('subscribed again', () => r.messages.filter((m) => m.type === 'subscribed').at(1), 5000)
+    assert.equal(again.recovered, true)
+    await until('the messages published after the expiry', () => offsetsOf(r, 'private:conf').length >= 5, 5000)
+    await sleep(200)
+    assert.deepEqual(offsetsOf(r, 'private:conf'), [1, 2, 3, 4, 5], 'no gap, no duplicate across the token refresh')
   })
 
   test(`${name}: reserved $ channels: browsers cannot subscribe (4403), app code cannot publish`, async (t) => {
