@@ -1,0 +1,158 @@
+/**
+ * What the bridge + push conformance suite (suite.ts) needs from a messaging engine, and the
+ * embedded engine's implementation. The interface speaks only of the contract the README
+ * documents: a WebSocket URL, publisher processes and their acknowledgements, restarts of the
+ * message store and of the push process, tokens. Nothing in it is ZeroMQ-specific, so a second
+ * engine (Redis, issue 14) implements the same interface and runs the same suite unchanged.
+ */
+import { rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { TestContext } from 'node:test'
+import { signPushToken } from '../../server/push/tokens.js'
+import { startProc, type Proc } from '../helpers/proc.js'
+import { startStack, type Stack } from '../helpers/push.js'
+import { root, until } from '../helpers/server.js'
+
+export interface EngineOptions {
+  /** Messages kept per channel (FORKYARD_BRIDGE_HISTORY_COUNT); the engine's default when absent. */
+  historyCount?: number
+}
+
+/** One acknowledged (or refused) publish, as seen by the publishing process. */
+export interface Ack {
+  /** The publisher's message number, 0-based. */
+  i: number
+  offset: number
+  epoch: string
+}
+
+export interface Refusal {
+  i: number
+  code: string
+  error: string
+}
+
+/** A publisher running in its own process. `acks` and `refusals` fill in as it goes. */
+export interface PublisherRun {
+  acks: Ack[]
+  refusals: Refusal[]
+  /** Resolves when the process has had an answer for every message. */
+  done: Promise<{ acked: number; failed: number }>
+}
+
+export interface PublishSpec {
+  channel: string
+  /** Publisher name, carried in each message's data as `from`. */
+  name?: string
+  count: number
+  /** Pause between publishes; 0 = as fast as possible. */
+  intervalMs?: number
+}
+
+export interface MessagingEngine {
+  readonly name: string
+  /** Starts the message store and the push process; resolves once the push process is ready. */
+  start: (options?: EngineOptions) => Promise<{ url: string; env: Record<string, string> }>
+  /** The browser-facing WebSocket URL (valid after start). */
+  readonly url: string
+  /** Environment under which a process's publish() reaches this engine (valid after start). */
+  readonly env: Record<string, string>
+  /** Starts a publisher process: data {from: name, i} for i in 0..count-1. */
+  publisher: (spec: PublishSpec) => PublisherRun
+  /**
+   * Sends one message twice with the same (publisher id, sequence); returns both acknowledgements.
+   * `between` runs after the first is acknowledged and before the second is sent.
+   */
+  publishDuplicate: (channel: string, name: string, between?: () => Promise<void>) => Promise<[Ack, Ack]>
+  /** kill -9 of the message store, then started again with its history or having lost it. */
+  restartStore: (options: { keepHistory: boolean }) => Promise<void>
+  /** kill -9 of the push process, then started again on the same URL. */
+  restartPush: () => Promise<void>
+  /** A token for private channels, valid for ttlSeconds. */
+  signToken: (channels: string[], ttlSeconds: number) => string
+  stop: () => Promise<void>
+}
+
+export type EngineFactory = (t: TestContext) => MessagingEngine
+
+const publisherScript = join(root, 'test/fixtures/conformance-publisher.mjs')
+const secret = 'test-secret-test-secret-test-secret!'
+
+function watchPublisher(p: Proc): PublisherRun {
+  const acks: Ack[] = []
+  const refusals: Refusal[] = []
+  const done = (async () => {
+    const line = await p.waitLog((l) => l.done === true, 'publisher done', 60_000)
+    for (const l of p.logs) {
+      if (l.msg === 'ack') acks.push({ i: Number(l.i), offset: Number(l.offset), epoch: String(l.epoch) })
+      else if (l.msg === 'publish failed') refusals.push({ i: Number(l.i), code: String(l.code), error: String(l.error) })
+    }
+    return { acked: Number(line.acked), failed: Number(line.failed) }
+  })()
+  done.catch(() => undefined)
+  return { acks, refusals, done }
+}
+
+/** The embedded engine: `forkyard bridge` (ZeroMQ, history file) and `forkyard push`, as processes. */
+export function zeromqEngine(t: TestContext): MessagingEngine {
+  let stack: Stack | null = null
+  const need = (): Stack => {
+    if (stack === null) throw new Error('engine not started')
+    return stack
+  }
+  const ready = async (): Promise<void> => {
+    const s = need()
+    await until('push ready (heartbeat through the bridge)', async () => (await fetch(`http://127.0.0.1:${s.pushPort}/readyz`)).status === 200, 15_000)
+  }
+  return {
+    name: 'zeromq',
+    get url() {
+      return need().url
+    },
+    get env() {
+      return need().env
+    },
+    start: async (options = {}) => {
+      const bridge: Record<string, string> = { FORKYARD_BRIDGE_DATA_DIR: 'data' }
+      if (options.historyCount !== undefined) bridge.FORKYARD_BRIDGE_HISTORY_COUNT = String(options.historyCount)
+      stack = await startStack(t, { bridge, push: { FORKYARD_PUSH_HEARTBEAT_STALE: '1500ms' } })
+      return { url: stack.url, env: stack.env }
+    },
+    publisher: (spec) => {
+      const env = { ...need().env, NAME: spec.name ?? 'p', CHANNEL: spec.channel, COUNT: String(spec.count), INTERVAL_MS: String(spec.intervalMs ?? 0) }
+      return watchPublisher(startProc(t, [], env, { script: publisherScript }))
+    },
+    publishDuplicate: async (channel, name, between) => {
+      const gate = join(need().dir, `gate-${Date.now()}-${Math.random().toString(36).slice(2)}`)
+      const proc = startProc(t, [], { ...need().env, NAME: name, CHANNEL: channel, DUPLICATE: '1', GATE: gate }, { script: publisherScript })
+      const run = watchPublisher(proc)
+      await proc.waitLog((l) => l.msg === 'ack', 'first acknowledgement', 15_000)
+      await between?.()
+      writeFileSync(gate, '')
+      await run.done
+      const [a, b] = run.acks
+      if (a === undefined || b === undefined) throw new Error(`expected two acknowledgements, got ${JSON.stringify(run)}`)
+      return [a, b]
+    },
+    restartStore: async ({ keepHistory }) => {
+      const s = need()
+      await s.bridge.stop('SIGKILL')
+      if (!keepHistory) rmSync(join(s.dir, 'data'), { recursive: true, force: true })
+      await s.startBridge()
+      await ready()
+    },
+    restartPush: async () => {
+      const s = need()
+      await s.push.stop('SIGKILL')
+      await s.startPush()
+      await ready()
+    },
+    signToken: (channels, ttlSeconds) => signPushToken(secret, { channels, ttlSeconds }),
+    stop: async () => {
+      if (stack === null) return
+      await stack.push.stop()
+      await stack.bridge.stop()
+      stack = null
+    },
+  }
+}
