@@ -139,6 +139,8 @@ function fsyncDir(dir: string): void {
 
 export class TaskQueue {
   private countCache = new Map<TaskState, { mtimeMs: number; at: number; n: number }>()
+  /** The last read of queued/ for ready(): records oldest first, and the directory's mtime then. */
+  private queuedScan: { mtimeMs: number; at: number; records: TaskRecord[] } | null = null
 
   constructor(readonly dir: string) {
     for (const d of [...STATES, 'tmp', 'keys']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 })
@@ -429,19 +431,34 @@ export class TaskQueue {
   }
 
   /** Queued tasks whose time has come, oldest first. */
+  /**
+   * Queued tasks due by `now`, oldest first. The runner asks every 100 ms: the queue is read again
+   * only when queued/ changed (every enqueue, retry and claim renames a file in or out of it, which
+   * changes the directory's mtime) and at least once a second (mtimes are coarse: two changes in
+   * one tick), not every file on every poll.
+   */
   ready(now: number, limit: number): TaskRecord[] {
-    const out: TaskRecord[] = []
-    for (const f of readdirSync(join(this.dir, 'queued'))) {
-      if (!f.endsWith('.json')) continue
-      try {
-        const r = JSON.parse(readFileSync(join(this.dir, 'queued', f), 'utf8')) as TaskRecord
-        if (r.notBefore <= now) out.push(r)
-      } catch {
-        // being renamed away
+    const dir = join(this.dir, 'queued')
+    const mtimeMs = statSync(dir).mtimeMs
+    if (this.queuedScan === null || this.queuedScan.mtimeMs !== mtimeMs || now - this.queuedScan.at >= 1000) {
+      const records: TaskRecord[] = []
+      for (const f of readdirSync(dir)) {
+        if (!f.endsWith('.json')) continue
+        try {
+          records.push(JSON.parse(readFileSync(join(dir, f), 'utf8')) as TaskRecord)
+        } catch {
+          // being renamed away
+        }
       }
+      records.sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+      this.queuedScan = { mtimeMs, at: now, records }
     }
-    out.sort((a, b) => a.createdAt.localeCompare(b.createdAt))
-    return out.slice(0, limit)
+    const out: TaskRecord[] = []
+    for (const r of this.queuedScan.records) {
+      if (out.length >= limit) break
+      if (r.notBefore <= now) out.push(r)
+    }
+    return out
   }
 
   /** Atomically takes a queued task; null when someone else took it first. */

@@ -435,3 +435,22 @@ test('counts lists directories without reading a task file, and sees every chang
   q.prune({ maxAgeMs: 0, maxCount: 10 })
   assert.equal(q.counts().done, 10)
 })
+
+test('ready() reads the queued files again only when queued/ changed (or a second passed), not on every poll', (t) => {
+  const q = queue(t)
+  for (let i = 0; i < 50; i++) q.enqueue('job', { i })
+  const now = Date.now()
+  const first = filesRead(q, () => q.ready(now, 10))
+  assert.equal(first.value.length, 10)
+  assert.equal(first.reads, 50)
+  const again = filesRead(q, () => q.ready(now + 100, 10))
+  assert.equal(again.reads, 0, 'nothing changed: nothing read')
+  assert.deepEqual(again.value.map((r) => r.id), first.value.map((r) => r.id))
+  // A claim renames a file out of queued/: the next poll sees it gone.
+  assert.notEqual(q.claim(first.value[0]!), null)
+  const afterClaim = filesRead(q, () => q.ready(now + 200, 10))
+  assert.equal(afterClaim.reads, 49)
+  assert.ok(!afterClaim.value.some((r) => r.id === first.value[0]!.id))
+  // At least once a second whatever the mtime says.
+  assert.equal(filesRead(q, () => q.ready(now + 1300, 10)).reads, 49)
+})
