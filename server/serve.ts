@@ -3,7 +3,7 @@
  * (which must be the cluster primary) and resolves once every worker is ready.
  */
 import cluster from 'node:cluster'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { watchSources } from './arbiter/dev-watch.js'
 import { PrettyOutput } from './log/pretty-output.js'
 import { Arbiter } from './arbiter/arbiter.js'
@@ -15,6 +15,7 @@ import { definedEnv, readEnvFile, snapshot } from './config/env-file.js'
 import { EnvWatcher } from './config/watch.js'
 import { ForkyardError, codes } from './errors.js'
 import { ProcessShell } from './process/shell.js'
+import { afterExitOf } from './process/parent.js'
 
 export interface ServeOptions extends ConfigOverrides {
   /** Path of the app module (default export: a node:http request listener). */
@@ -68,7 +69,14 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
   const watcher = envFile !== undefined ? new EnvWatcher(resolve(envFile), baseEnv ?? env, initial, log) : null
   const arbiter = new Arbiter({ config, env, app: resolve(app), appFromSettings, workers, log, output, watcher, overrides, configVersion: initial.version })
   if (handleSignals) shell.handleSignals(arbiter.signalHandlers((code) => shell.exit(code)))
-  if (dieWithParent) shell.dieWithParent('the parent process (supervisord) is gone: stopping gracefully', () => void arbiter.close().then((code) => shell.exit(code)))
+  // nginx goes first (it stops accepting and finishes its requests, which this server keeps serving).
+  if (dieWithParent) {
+    shell.dieWithParent('the parent process (supervisord) is gone: stopping gracefully once nginx has', () => {
+      void afterExitOf(join(config.runDir, 'nginx.pid'), 10_000)
+        .then(() => arbiter.close())
+        .then((code) => shell.exit(code))
+    })
+  }
   try {
     await arbiter.start()
   } catch (err) {

@@ -170,6 +170,8 @@ async function main(): Promise<void> {
     }
     case 'bridge': {
       const config = loadBridgeConfig(process.env)
+      // Killed supervisord: the bridge outlives the server's drain, acknowledging its last publishes.
+      const server = loadConfig(process.env)
       await runService(
         'bridge',
         process.env.FORKYARD_LOG_LEVEL ?? 'info',
@@ -178,7 +180,7 @@ async function main(): Promise<void> {
           await bridge.start()
           return Object.assign(bridge, { reconfigure: (env: NodeJS.ProcessEnv) => bridge.applyConfig(loadBridgeConfig(env)) })
         },
-        { envFile: values['env-file'] ?? '.env', baseEnv, dieWithParent: values.supervised === true },
+        { envFile: values['env-file'] ?? '.env', baseEnv, dieWithParent: values.supervised === true, outlive: { pidfile: server.pidfile, ms: server.gracefulTimeoutMs + 10_000 } },
       )
       return
     }

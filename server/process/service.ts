@@ -10,6 +10,7 @@ import { loadLogConfig } from '../config/logging.js'
 import { config as runtimeConfig } from '../config/runtime.js'
 import { EnvWatcher } from '../config/watch.js'
 import { exitCodes } from '../errors.js'
+import { afterExitOf } from './parent.js'
 import { ProcessShell } from './shell.js'
 import { writeState } from './state.js'
 
@@ -26,6 +27,8 @@ export interface ServiceOptions {
   baseEnv?: NodeJS.ProcessEnv
   /** Stop gracefully when the parent process (supervisord) dies. */
   dieWithParent?: boolean
+  /** When the parent dies, stop only once the process of this pidfile has exited (at most `ms`). */
+  outlive?: { pidfile: string; ms: number }
 }
 
 export async function runService(svc: string, level: string, start: (log: Logger) => Promise<Service>, options: ServiceOptions = {}): Promise<void> {
@@ -63,7 +66,13 @@ export async function runService(svc: string, level: string, start: (log: Logger
     // SIGINT (Ctrl-C in a terminal): the same graceful stop.
     SIGINT: () => stop('SIGINT'),
   })
-  if (options.dieWithParent === true) shell.dieWithParent('the parent process (supervisord) is gone: stopping gracefully', () => stop('SIGTERM'))
+  if (options.dieWithParent === true) {
+    const outlive = options.outlive
+    shell.dieWithParent('the parent process (supervisord) is gone: stopping gracefully', () => {
+      if (outlive === undefined) return stop('SIGTERM')
+      void afterExitOf(outlive.pidfile, outlive.ms).then(() => stop('SIGTERM'))
+    })
+  }
   if (options.envFile !== undefined && existsSync(options.envFile)) {
     const env = definedEnv(process.env)
     let watcher: EnvWatcher
