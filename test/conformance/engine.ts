@@ -75,7 +75,8 @@ export interface MessagingEngine {
 
 export type EngineFactory = (t: TestContext) => MessagingEngine
 
-const publisherScript = join(root, 'test/fixtures/conformance-publisher.mjs')
+const publisherScript = join(root, 'test/fixtures/publisher.mjs')
+const duplicateScript = join(root, 'test/fixtures/duplicate-publisher.mjs')
 const secret = 'test-secret-test-secret-test-secret!'
 
 function watchPublisher(p: Proc): PublisherRun {
@@ -119,12 +120,12 @@ export function zeromqEngine(t: TestContext): MessagingEngine {
       return { url: stack.url, env: stack.env }
     },
     publisher: (spec) => {
-      const env = { ...need().env, NAME: spec.name ?? 'p', CHANNEL: spec.channel, COUNT: String(spec.count), INTERVAL_MS: String(spec.intervalMs ?? 0) }
+      const env = { ...need().env, NAME: spec.name ?? 'p', CHANNEL: spec.channel, COUNT: String(spec.count), INTERVAL_MS: String(spec.intervalMs ?? 0), ACKS: '1' }
       return watchPublisher(startProc(t, [], env, { script: publisherScript }))
     },
     publishDuplicate: async (channel, name, between) => {
       const gate = join(need().dir, `gate-${Date.now()}-${Math.random().toString(36).slice(2)}`)
-      const proc = startProc(t, [], { ...need().env, NAME: name, CHANNEL: channel, DUPLICATE: '1', GATE: gate }, { script: publisherScript })
+      const proc = startProc(t, [], { ...need().env, NAME: name, CHANNEL: channel, GATE: gate }, { script: duplicateScript })
       const run = watchPublisher(proc)
       await proc.waitLog((l) => l.msg === 'ack', 'first acknowledgement', 15_000)
       await between?.()
