@@ -20,6 +20,7 @@ import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { ForkyardError, codes, exitCodes } from '../errors.js'
 import { stackEnv, stackPaths, supervisordPid } from './launcher.js'
+import { stackSchema, type StackConfig } from '../config/stack.js'
 
 /** The container user (Dockerfile: useradd --uid 10001). */
 export const containerUid = 10001
@@ -42,14 +43,12 @@ export const containerLayout = [
 const service = 'app'
 const say = (m: string): void => void process.stdout.write(`forkyard: ${m}\n`)
 
-export type DockerMode = 'auto' | 'never' | 'always'
+export type DockerMode = StackConfig['docker']
 
+/** FORKYARD_DOCKER, read by the stack schema's own parser (config/stack.ts). */
 export function dockerMode(env: NodeJS.ProcessEnv): DockerMode {
-  const v = (env.FORKYARD_DOCKER ?? '').trim().toLowerCase()
-  if (v === '' || v === 'auto') return 'auto'
-  if (['0', 'false', 'no', 'never', 'native'].includes(v)) return 'never'
-  if (['1', 'true', 'yes', 'always'].includes(v)) return 'always'
-  throw new ForkyardError(codes.CONFIG, `Expected FORKYARD_DOCKER to be auto, 0 (native) or 1 (Docker Compose), got ${JSON.stringify(env.FORKYARD_DOCKER)}`)
+  const field = stackSchema.docker
+  return field.parse(field.env, env[field.env] ?? field.default)
 }
 
 /** The compose command (`docker compose` or `docker-compose`) when an engine answers within 5 s, else null. */

@@ -88,8 +88,8 @@ export function stackPaths(home: string, dir: string, base: NodeJS.ProcessEnv, f
  */
 export function stackEnv(home: string, dir: string, base: NodeJS.ProcessEnv, file: Record<string, string>, options: { checkApp?: boolean } = {}): StackEnv {
   const paths = stackPaths(home, dir, base, file)
+  // What each program will see: the file, under the operator's environment and the stack's paths.
   const seen = effective(paths.env, file)
-  for (const [k, v] of Object.entries(paths.env)) if (v !== undefined) seen[k] = v
   const cwd = process.cwd()
   // Relative paths in .env are relative to the project directory, where the programs run.
   process.chdir(dir)
