@@ -6,7 +6,7 @@
  * behind before it starts, and `forkyard down` never reports success while one of them lives.
  */
 import { readdirSync, readFileSync } from 'node:fs'
-import { isAlive } from './pidfile.js'
+import { isAlive, procStat } from './pidfile.js'
 
 export interface StackProcess {
   pid: number
@@ -15,22 +15,12 @@ export interface StackProcess {
   cmd: string
 }
 
-function stat(pid: number): { ppid: number; pgrp: number } | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
-    return { ppid: Number(fields[1]), pgrp: Number(fields[2]) }
-  } catch {
-    return null
-  }
-}
-
 /** This process and its ancestors: `forkyard up` itself may carry the run directory in its environment. */
 function lineage(): Set<number> {
   const out = new Set<number>()
   for (let pid = process.pid, i = 0; pid > 1 && i < 64; i++) {
     out.add(pid)
-    pid = stat(pid)?.ppid ?? 0
+    pid = procStat(pid)?.ppid ?? 0
   }
   return out
 }
@@ -45,7 +35,7 @@ export function stackProcesses(runDir: string): StackProcess[] {
     if (!/^\d+$/.test(name)) continue
     const pid = Number(name)
     if (own.has(pid)) continue
-    const st = stat(pid)
+    const st = procStat(pid)
     if (st === null) continue
     let cmd = ''
     let environ = ''

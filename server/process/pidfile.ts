@@ -17,12 +17,20 @@ export function isAlive(pid: number): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false
   }
+  const st = procStat(pid)
+  // No /proc (not Linux): what kill(0) said; gone meanwhile: dead.
+  if (st === null) return !existsSync('/proc/self')
+  return st.state !== 'Z'
+}
+
+/** State, parent and process group from /proc/<pid>/stat (the name in parentheses may hold spaces). */
+export function procStat(pid: number): { state: string; ppid: number; pgrp: number } | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
+    return { state: fields[0] ?? '', ppid: Number(fields[1]), pgrp: Number(fields[2]) }
   } catch {
-    // No /proc (not Linux), or gone meanwhile: what kill(0) said.
-    return existsSync('/proc/self') ? false : true
+    return null
   }
 }
 
