@@ -1,6 +1,6 @@
-// Bare node:cluster baseline for bench/http.ts: a primary forks $WORKERS workers, each serving
-// hello.mjs on 127.0.0.1:$PORT, with cluster's default scheduling (round-robin on Linux; the
-// bench removes NODE_CLUSTER_SCHED_POLICY from the environment so the default applies).
+// Bare node:cluster anchor for bench/http.ts: a primary forks $WORKERS workers, each serving
+// hello.mjs on the Unix socket $SOCKET (behind nginx) or on 127.0.0.1:$PORT, with the scheduling
+// NODE_CLUSTER_SCHED_POLICY says (the bench sets "none", as forkyard's default).
 // Prints "ready <worker pids>" once every worker listens. SIGTERM stops the workers, then exits.
 import cluster from 'node:cluster'
 import { createServer } from 'node:http'
@@ -26,5 +26,9 @@ if (cluster.isPrimary) {
     setTimeout(() => process.exit(1), 5000).unref()
   })
 } else {
-  createServer(hello).listen(port, '127.0.0.1')
+  const server = createServer(hello)
+  // Longer than nginx's upstream keepalive_timeout, as behind any proxy (forkyard does the same).
+  server.keepAliveTimeout = 75_000
+  if (process.env.SOCKET) server.listen({ path: process.env.SOCKET, backlog: 2048 })
+  else server.listen({ port, host: '127.0.0.1', backlog: 2048 })
 }

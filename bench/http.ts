@@ -1,182 +1,149 @@
 /**
- * HTTP throughput of forkyard against what it wraps, as ratios (`make bench`):
+ * HTTP as a user would compare it (`make bench`): the same hello-world listener (bench/hello.mjs)
+ * behind the kit's own nginx configuration, access log to a file, keep-alive:
+ *   - cluster: bare node:cluster with the same worker count, scheduling none (the anchor: what a
+ *     user would run instead, behind the same nginx);
+ *   - serve: `forkyard serve` with its defaults (its own access log, request ids, watchdog);
+ *   - stack: the stack as shipped, `forkyard up` with the hello app (nginx writes the access log,
+ *     the workers do not log each request again; push, bridge and jobs idle beside it).
  *
- *   node --import tsx bench/http.ts --duration 10 --connections 64
+ *   node --import tsx bench/http.ts [--duration 10] [--connections 64] [--threads 2] [--rounds 3]
+ *       [--only cluster,serve,stack]
  *
- * The same hello-world listener (bench/hello.mjs) is served by
- *   - forkyard with one worker per CPU, access log off, scheduling none (its defaults otherwise);
- *   - forkyard with scheduling rr, and forkyard with the access log on (stdout to a file), to show
- *     what connection distribution and the per-request log line cost;
- *   - a bare node:cluster primary with as many workers (cluster's default round-robin): the
- *     baseline, since forkyard is node:cluster plus supervision, and the target is to stay within
- *     5% of it;
- *   - one plain node:http process, to show what the extra processes buy on this machine.
- * Each server runs alone (the machine has few cores, and wrk needs one): start, warm up 2 s, measure
- * with `wrk -t1 -c N -d S --latency`, keep-alive and with `Connection: close`, stop. For forkyard,
- * the per-worker "served" counts (status --json) before and after each run give the balance across
- * workers. The RSS of every process is read from /proc after the load.
- *
- * Noise: on a small VM, run-to-run noise is about +-15% (measured here: the same server, the same
- * command), more than the 5% to be judged, and other processes may share the machine. So
- *   - every configuration runs --rounds times (default 3), interleaved, and the table shows the
- *     median round with the slowest..fastest range beside it;
- *   - the CPU time the server's processes spend per request is reported too: it hardly depends on
- *     how much CPU the machine could spare, so it shows forkyard's overhead even on a busy machine;
- *   - the CPU time others used during a run is measured (/proc/stat minus server, wrk and bench),
- *     and a run they disturbed is repeated, up to three times.
- *
- * Prints the tables and ratios and writes them as JSON to bench/results/http-<date>.json.
+ * All configurations run at once (idle when not measured) and are measured in turn, round after
+ * round, so drift of the shared machine hits each alike; each row is the configuration's median
+ * round. Only ratios to the anchor within one run mean anything on a shared 2-core machine: wrk,
+ * nginx and the workers compete for the same cores, as they do in the issue's measurement. The
+ * CPU time of every process of each configuration is read from /proc around each run, to show
+ * where the time goes. Writes bench/results/http-<date>.json.
  */
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { benchCpuMs, cpuMs, machineCpuMs, positiveInt, rssKiB, run, sleep, stopAll } from './lib/proc.js'
-import { QUIET, TARGET, balanceOf, formatReport, ratiosOf, summarize, type Mode, type Row, type ServerRecord } from './lib/report.js'
-import { startCluster, startForkyard, startSingle, type RunningServer } from './lib/servers.js'
+import { benchCpuMs, machineCpuMs, positiveInt, run, sleep, stopAll, treeCpuMs } from './lib/proc.js'
+import { ANCHOR, QUIET, formatReport, ratiosOf, summarize, type Row } from './lib/report.js'
+import { startCluster, startServe, startStack, type RunningServer } from './lib/servers.js'
 import { wrk } from './lib/wrk.js'
 
 const WARMUP_S = 2
-// "served" reaches the arbiter with the workers' heartbeats, about once a second.
-const HEARTBEAT_SETTLE_MS = 1500
-// Other sessions may share the machine: a run during which others used more than QUIET of the
-// CPUs is measured again, up to MAX_ATTEMPTS times, keeping the quietest attempt.
 const MAX_ATTEMPTS = 3
 
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '64' },
-    // Rounds over every configuration; the table shows each one's median round.
+    threads: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '3' },
-    // A comma-separated subset of the plan keys below, for a quicker look at one comparison.
     only: { type: 'string' },
   },
 })
 const durationS = positiveInt('duration', values.duration)
 const connections = positiveInt('connections', values.connections)
+const threads = positiveInt('threads', values.threads)
 const rounds = positiveInt('rounds', values.rounds)
 const workers = availableParallelism()
 
 interface Plan {
   key: string
   label: string
-  modes: Mode[]
   start: (dir: string) => Promise<RunningServer>
+  optional?: boolean
 }
 
-const both: Mode[] = ['keepalive', 'close']
 const plans: Plan[] = [
-  { key: 'forkyard', label: 'forkyard (none, log off)', modes: both, start: (d) => startForkyard(d, { workers, scheduling: 'none', accessLog: false }) },
-  { key: 'forkyard-rr', label: 'forkyard (rr, log off)', modes: both, start: (d) => startForkyard(d, { workers, scheduling: 'rr', accessLog: false }) },
-  { key: 'forkyard-log', label: 'forkyard (none, log on)', modes: ['keepalive'], start: (d) => startForkyard(d, { workers, scheduling: 'none', accessLog: true }) },
-  { key: 'cluster', label: 'bare node:cluster (rr)', modes: both, start: (d) => startCluster(d, workers) },
-  { key: 'single', label: 'single process', modes: both, start: startSingle },
+  { key: ANCHOR, label: 'nginx + bare node:cluster', start: (d) => startCluster(d, workers) },
+  { key: 'serve', label: 'nginx + forkyard serve', start: (d) => startServe(d, workers) },
+  { key: 'stack', label: 'forkyard up (as shipped)', start: (d) => startStack(d, workers) },
+  // Not in the default run (--only): what the workers' own access line costs.
+  { key: 'serve-nolog', label: 'nginx + forkyard serve, FORKYARD_ACCESS_LOG=false', start: (d) => startServe(d, workers, { FORKYARD_ACCESS_LOG: 'false' }), optional: true },
 ]
 
-/** CPU ms used so far by the server's processes (primary and workers); null if one is gone. */
-function serverCpuMs(server: RunningServer): number | null {
-  return sum([server.pid, ...server.workerPids].map(cpuMs))
+/** A readable name for a process of a configuration, from its command line. */
+function kind(comm: string, isRoot: boolean): string {
+  if (comm.startsWith('nginx: ')) return comm.replace(/ process.*$/, '')
+  const fy = /dist\/bin\/forkyard\.js (\w+)/.exec(comm)
+  if (fy !== null) return fy[1] === 'serve' ? 'arbiter' : `forkyard ${fy[1]}`
+  if (comm.includes('bare-cluster.mjs')) return isRoot ? 'cluster primary' : 'cluster worker'
+  if (comm.includes('supervisord')) return 'supervisord'
+  if (comm.includes('jobs')) return 'jobs'
+  return 'worker'
 }
 
-/** One measured wrk run on a warm server, with the balance, CPU use and others' load during it. */
-async function measureOnce(plan: Plan, round: number, server: RunningServer, mode: Mode): Promise<Row> {
-  // Idle until the previous requests are reported, so they are not counted in this run; every
-  // server gets the same pause, so the comparison stays fair.
-  await sleep(HEARTBEAT_SETTLE_MS)
-  const before = (await server.served?.()) ?? null
+async function measureOnce(plan: Plan, round: number, server: RunningServer): Promise<Row> {
+  const roots = server.roots()
+  const cpu0 = treeCpuMs(roots)
   const machine0 = machineCpuMs()
   const bench0 = benchCpuMs()
-  const server0 = serverCpuMs(server)
-  const result = await wrk(server.url, { connections, close: mode === 'close', seconds: durationS })
-  const server1 = serverCpuMs(server)
+  const t0 = performance.now()
+  const result = await wrk(server.url, { connections, threads, seconds: durationS })
+  const elapsed = performance.now() - t0
   const bench1 = benchCpuMs()
   const machine1 = machineCpuMs()
-  await sleep(HEARTBEAT_SETTLE_MS)
-  const after = (await server.served?.()) ?? null
-  const balance = before !== null && after !== null ? balanceOf(before, after) : null
-  if (balance !== null && Math.abs(balance.servedTotal - result.requests) > 0.02 * result.requests) {
-    process.stderr.write(`  warning: workers counted ${balance.servedTotal} requests, wrk ${result.requests}\n`)
+  const cpu1 = treeCpuMs(roots)
+  const byProcess: Record<string, number> = {}
+  let total = 0
+  for (const [pid, { ms, comm }] of cpu1) {
+    const used = ms - (cpu0.get(pid)?.ms ?? 0)
+    total += used
+    const k = process.env.BENCH_PIDS === '1' ? `${kind(comm, roots.includes(pid))}[${pid}]` : kind(comm, roots.includes(pid))
+    byProcess[k] = (byProcess[k] ?? 0) + (100 * used) / elapsed
   }
-  const serverMs = server0 !== null && server1 !== null ? server1 - server0 : null
-  // Server CPU per request barely depends on how much CPU the machine could spare, so it is a
-  // steadier measure of overhead than req/s when other processes share the machine.
-  const cpuUsPerRequest = serverMs !== null && result.requests > 0 ? (serverMs * 1000) / result.requests : null
-  // What the machine spent beyond the server, wrk and the bench: someone else's work.
-  const othersMs = machine1.busy - machine0.busy - (serverMs ?? 0) - (bench1 - bench0)
+  const othersMs = machine1.busy - machine0.busy - total - (bench1 - bench0)
   const otherLoad = Math.max(0, othersMs) / Math.max(1, machine1.total - machine0.total)
-  return { key: plan.key, label: plan.label, mode, round, ...result, cpuUsPerRequest, otherLoad, balance }
+  return { key: plan.key, label: plan.label, round, ...result, cpuUsPerRequest: (total * 1000) / Math.max(1, result.requests), cpuByProcess: byProcess, otherLoad }
 }
 
-/** Warms up, then measures; a run during which other processes took CPU is repeated (bounded). */
-async function measure(plan: Plan, round: number, server: RunningServer, mode: Mode): Promise<Row> {
-  await wrk(server.url, { connections, close: mode === 'close', seconds: WARMUP_S })
+async function measure(plan: Plan, round: number, server: RunningServer): Promise<Row> {
+  await wrk(server.url, { connections, threads, seconds: WARMUP_S })
   let best: Row | null = null
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    const row = await measureOnce(plan, round, server, mode)
+    await sleep(1000)
+    const row = await measureOnce(plan, round, server)
     if (best === null || row.otherLoad < best.otherLoad) best = row
     if (row.otherLoad <= QUIET) break
-    process.stderr.write(`  ${mode}: other processes used ${Math.round(row.otherLoad * 100)}% of the CPUs during the run${attempt < MAX_ATTEMPTS ? ', measuring again' : ''}\n`)
+    process.stderr.write(`  other processes used ${Math.round(row.otherLoad * 100)}% of the CPUs${attempt < MAX_ATTEMPTS ? ', measuring again' : ''}\n`)
   }
   return best!
 }
 
-function sum(values: Array<number | null>): number | null {
-  return values.length === 0 || values.includes(null) ? null : values.reduce<number>((a, b) => a + (b ?? 0), 0)
-}
-
-async function runPlan(plan: Plan, round: number, runs: Row[], servers: Map<string, ServerRecord>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), `forkyard-bench-${plan.key}-`))
-  let server: RunningServer | null = null
-  let ok = false
-  try {
-    process.stderr.write(`round ${round}/${rounds}, ${plan.label}\n`)
-    server = await plan.start(dir)
-    for (const mode of plan.modes) {
-      const row = await measure(plan, round, server, mode)
-      runs.push(row)
-      process.stderr.write(`  ${mode}: ${Math.round(row.rps)} req/s, p99 ${row.p99Ms} ms\n`)
-    }
-    servers.set(plan.key, {
-      key: plan.key,
-      label: plan.label,
-      primaryKiB: rssKiB(server.pid),
-      workersKiB: sum(server.workerPids.map(rssKiB)),
-      logBytes: statSync(join(dir, 'server.log')).size,
-    })
-    ok = true
-  } finally {
-    await server?.stop()
-    if (ok) rmSync(dir, { recursive: true, force: true })
-    else process.stderr.write(`  failed: kept ${dir} (server.log) for inspection\n`)
-  }
-}
-
 async function main(): Promise<void> {
-  const runs: Row[] = []
-  const servers = new Map<string, ServerRecord>()
   const only = values.only?.split(',')
-  const chosen = only === undefined ? plans : plans.filter((p) => only.includes(p.key))
+  const chosen = only === undefined ? plans.filter((p) => p.optional !== true) : plans.filter((p) => only.includes(p.key))
   if (chosen.length === 0) throw new Error(`--only: expected some of ${plans.map((p) => p.key).join(',')}`)
-  // Rounds are interleaved, so slow drift of the machine's speed hits every configuration alike.
-  for (let round = 1; round <= rounds; round++) {
-    for (const plan of chosen) await runPlan(plan, round, runs, servers)
+  const started: Array<{ plan: Plan; server: RunningServer; dir: string }> = []
+  const runs: Row[] = []
+  try {
+    for (const plan of chosen) {
+      const dir = mkdtempSync(join(tmpdir(), `forkyard-bench-${plan.key}-`))
+      process.stderr.write(`starting ${plan.label}\n`)
+      started.push({ plan, server: await plan.start(dir), dir })
+    }
+    for (let round = 1; round <= rounds; round++) {
+      for (const { plan, server } of started) {
+        const row = await measure(plan, round, server)
+        runs.push(row)
+        process.stderr.write(`round ${round}/${rounds} ${plan.label}: ${Math.round(row.rps)} req/s, p99 ${row.p99Ms} ms, errors ${row.socketErrors + row.non2xx}\n`)
+      }
+    }
+  } finally {
+    for (const s of started) await s.server.stop()
   }
+  const logBytes = Object.fromEntries(started.map(({ plan, server }) => [plan.key, Object.fromEntries(server.logFiles.map((f) => [f.split('/').pop()!, sizeOf(f)]))]))
+  for (const s of started) rmSync(s.dir, { recursive: true, force: true })
   const rows = summarize(runs)
-  const ratios = ratiosOf(rows)
-  process.stdout.write(formatReport(rows, [...servers.values()], ratios))
-
+  const ratios = ratiosOf(rows, runs)
+  process.stdout.write(formatReport(rows, ratios))
   const wrkVersion = await run('wrk', ['-v'], 5000)
   const date = new Date()
   const results = {
     date: date.toISOString(),
     machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? null, node: process.version, wrk: (wrkVersion.stdout + wrkVersion.stderr).split('\n')[0] ?? '' },
-    settings: { workers, durationS, warmupS: WARMUP_S, connections, wrkThreads: 1, rounds, quiet: QUIET, maxAttempts: MAX_ATTEMPTS },
+    settings: { workers, durationS, warmupS: WARMUP_S, connections, threads, rounds, quiet: QUIET },
     rows,
-    servers: [...servers.values()],
     ratios,
-    target: { ...TARGET, value: ratios.find((r) => r.name === TARGET.ratio)?.value ?? null },
+    logBytes,
     runs,
   }
   const dir = fileURLToPath(new URL('results/', import.meta.url))
@@ -186,7 +153,14 @@ async function main(): Promise<void> {
   process.stdout.write(`\nResults written to ${file}\n`)
 }
 
-// Ctrl-C or a kill: stop the servers and wrk we started before going.
+function sizeOf(path: string): number | null {
+  try {
+    return statSync(path).size
+  } catch {
+    return null
+  }
+}
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => void stopAll().finally(() => process.exit(130)))
 }

@@ -67,7 +67,7 @@ export async function serve(options: ServeOptions): Promise<Arbiter> {
     `starting ${workers} worker${workers === 1 ? '' : 's'}`,
   )
   const watcher = envFile !== undefined ? new EnvWatcher(resolve(envFile), baseEnv ?? env, initial, log) : null
-  const arbiter = new Arbiter({ config, env, app: resolve(app), appFromSettings, workers, log, output, watcher, overrides, configVersion: initial.version })
+  const arbiter = new Arbiter({ config, env, app: resolve(app), appFromSettings, workers, log, output, watcher, overrides, configVersion: initial.version, proxied: dieWithParent })
   if (handleSignals) shell.handleSignals(arbiter.signalHandlers((code) => shell.exit(code)))
   // nginx goes first (it stops accepting and finishes its requests, which this server keeps serving).
   if (dieWithParent) {

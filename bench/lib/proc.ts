@@ -3,7 +3,7 @@
  * in a finally block and on Ctrl-C) can stop each one by its PID; waits are all bounded.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, openSync, readFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs'
 import { get } from 'node:http'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -82,8 +82,8 @@ export interface RunResult {
 }
 
 /** Runs a short command to completion, collecting its output; killed after timeoutMs. */
-export async function run(cmd: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<RunResult> {
-  const proc = track(spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }), cmd)
+export async function run(cmd: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env, cwd?: string): Promise<RunResult> {
+  const proc = track(spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] }), cmd)
   let stdout = ''
   let stderr = ''
   proc.child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s))
@@ -124,6 +124,47 @@ export function cpuMs(pid: number): number | null {
   } catch {
     return null
   }
+}
+
+/** `root` and every process below it (/proc/<pid>/task/<tid>/children), bounded in depth and count. */
+export function treePids(root: number): number[] {
+  const out: number[] = []
+  const queue = [root]
+  for (let i = 0; i < queue.length && out.length < 10_000; i++) {
+    const pid = queue[i]!
+    out.push(pid)
+    let tasks: string[] = []
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`)
+    } catch {
+      continue
+    }
+    for (const tid of tasks) {
+      try {
+        for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ')) if (c.trim() !== '') queue.push(Number(c))
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return out
+}
+
+/** CPU ms used so far by every process of the trees under `roots` (processes gone count 0). */
+export function treeCpuMs(roots: readonly number[]): Map<number, { ms: number; comm: string }> {
+  const out = new Map<number, { ms: number; comm: string }>()
+  for (const pid of roots.flatMap(treePids)) {
+    const ms = cpuMs(pid)
+    if (ms === null) continue
+    let comm = ''
+    try {
+      comm = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '').slice(0, 3).join(' ')
+    } catch {
+      // gone
+    }
+    out.set(pid, { ms, comm })
+  }
+  return out
 }
 
 /** CPU ms used by the bench and its exited children (wrk, status): fields 14 to 17 of its stat. */

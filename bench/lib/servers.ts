@@ -1,31 +1,28 @@
 /**
- * The three kinds of server under test, each started on a free 127.0.0.1 port with its output in
- * <dir>/server.log, and returned once it answers (and, for forkyard, once every worker is ready).
+ * The servers the HTTP bench compares, each behind the kit's nginx configuration (front.ts) and
+ * started in its own directory; each resolves once it answers through nginx.
+ *   - cluster: bare node:cluster (bench/bare-cluster.mjs), the anchor a user would otherwise pick;
+ *   - serve: `forkyard serve` with its defaults (access log, request ids, watchdog on), logging
+ *     into a log directory as in production;
+ *   - stack: the stack as shipped, `forkyard up` in a project whose .env names the hello app.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ArbiterStatus } from '../../server/arbiter/arbiter.js'
-import { freePort, hasExited, httpOk, killStrays, run, startLogged, stop, waitUntil, type Proc } from './proc.js'
+import { startFront } from './front.js'
+import { freePort, hasExited, httpOk, run, startLogged, stop, waitUntil, type Proc } from './proc.js'
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url))
 const FORKYARD = here('../../dist/bin/forkyard.js')
-const HELLO = here('../hello.mjs')
+export const HELLO = here('../hello.mjs')
 
 export interface RunningServer {
   url: string
-  /** The process we started: forkyard's arbiter, the cluster primary, or the single process. */
-  pid: number
-  workerPids: number[]
-  /** Requests served per worker id (forkyard status); null for the baselines, which have none. */
-  served: (() => Promise<Map<number, number>>) | null
+  /** The root of every process of this configuration (nginx included): its tree is measured. */
+  roots: () => number[]
+  /** Files the configuration's logs went to (sizes are reported). */
+  logFiles: string[]
   stop: () => Promise<void>
-}
-
-export interface ForkyardOptions {
-  workers: number
-  scheduling: 'none' | 'rr'
-  accessLog: boolean
 }
 
 /** The parent's environment without anything that would change how a server under test runs. */
@@ -37,94 +34,99 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra }
 }
 
-async function waitHealthy(proc: Proc, url: string, log: string): Promise<void> {
-  await waitUntil(`${url}healthz`, 100, 100, async () => {
-    if (hasExited(proc)) throw new Error(`The server exited during startup; see ${log}`)
-    return httpOk(`${url}healthz`)
+function needBuild(): void {
+  if (!existsSync(FORKYARD)) throw new Error(`${FORKYARD} is missing: run make build first`)
+}
+
+async function waitFor(what: string, proc: Proc, log: string, check: () => Promise<boolean>): Promise<void> {
+  await waitUntil(what, 200, 100, async () => {
+    if (hasExited(proc)) throw new Error(`${what}: the process exited; see ${log}`)
+    return check()
   })
 }
 
-export async function startForkyard(dir: string, o: ForkyardOptions): Promise<RunningServer> {
-  if (!existsSync(FORKYARD)) throw new Error(`${FORKYARD} is missing: run npx tsc -p tsconfig.json first`)
-  const port = await freePort()
-  // An empty env file, so a developer's ./.env cannot change the settings under test.
+/** Bare node:cluster, scheduling none, on a Unix socket behind the kit's nginx. */
+export async function startCluster(dir: string, workers: number): Promise<RunningServer> {
+  const socket = join(dir, 'cluster.sock')
+  const log = join(dir, 'cluster.log')
+  const proc = startLogged(process.execPath, [here('../bare-cluster.mjs')], cleanEnv({ WORKERS: String(workers), SOCKET: socket, NODE_CLUSTER_SCHED_POLICY: 'none' }), log)
+  try {
+    await waitFor('bare node:cluster', proc, log, async () => /^ready /m.test(readFileSync(log, 'utf8')))
+    const front = await startFront(dir, socket, { probePath: '/' })
+    return {
+      url: front.url,
+      roots: () => [proc.pid, front.proc.pid],
+      logFiles: [front.accessLog, log],
+      stop: async () => {
+        await front.stop()
+        await stop(proc)
+      },
+    }
+  } catch (err) {
+    await stop(proc)
+    throw err
+  }
+}
+
+/** `forkyard serve` with its defaults, logs in <dir>/logs, behind the kit's nginx. */
+export async function startServe(dir: string, workers: number, extra: Record<string, string> = {}): Promise<RunningServer> {
+  needBuild()
+  const socket = join(dir, 'server.sock')
   const envFile = join(dir, 'empty.env')
   writeFileSync(envFile, '')
-  const env = cleanEnv({
-    FORKYARD_WORKERS: String(o.workers),
-    FORKYARD_BIND: `127.0.0.1:${port}`,
-    FORKYARD_RUN_DIR: join(dir, 'run'),
-    FORKYARD_SCHEDULING: o.scheduling,
-    FORKYARD_ACCESS_LOG: String(o.accessLog),
-    FORKYARD_GRACEFUL_TIMEOUT: '5s',
-  })
-  const log = join(dir, 'server.log')
+  const logDir = join(dir, 'logs')
+  const env = cleanEnv({ FORKYARD_WORKERS: String(workers), FORKYARD_BIND: `unix:${socket}`, FORKYARD_RUN_DIR: join(dir, 'run'), FORKYARD_LOG_DIR: logDir, FORKYARD_JOBS: 'false', ...extra })
+  const log = join(dir, 'serve.stdio')
   const proc = startLogged(process.execPath, [FORKYARD, 'serve', HELLO, '--env-file', envFile], env, log)
-  const status = async (): Promise<ArbiterStatus> => {
-    const r = await run(process.execPath, [FORKYARD, 'status', '--json', '--env-file', envFile], 10_000, env)
-    if (r.code !== 0) throw new Error(`forkyard status exited with ${r.code}: ${r.stderr}`)
-    return JSON.parse(r.stdout) as ArbiterStatus
-  }
-  const server: RunningServer = {
-    url: `http://127.0.0.1:${port}/`,
-    pid: proc.pid,
-    workerPids: [],
-    served: async () => new Map((await status()).workers.map((w) => [w.worker, w.served])),
-    stop: async () => {
-      await stop(proc)
-      killStrays(server.workerPids)
-    },
-  }
   try {
-    await waitHealthy(proc, server.url, log)
-    // /healthz answers as soon as one worker listens; wait for all of them.
-    await waitUntil('every forkyard worker ready', 50, 100, async () => {
-      const s = await status()
-      server.workerPids = s.workers.map((w) => w.pid)
-      return s.readyWorkers === o.workers
+    const front = await startFront(dir, socket)
+    await waitFor('every forkyard worker ready', proc, log, async () => {
+      const r = await run(process.execPath, [FORKYARD, 'status', '--json', '--env-file', envFile], 10_000, env)
+      return r.code === 0 && (JSON.parse(r.stdout) as { readyWorkers: number }).readyWorkers === workers
     })
+    return {
+      url: front.url,
+      roots: () => [proc.pid, front.proc.pid],
+      logFiles: [front.accessLog, join(logDir, 'server.log')],
+      stop: async () => {
+        await front.stop()
+        await stop(proc)
+      },
+    }
   } catch (err) {
-    await server.stop()
+    await stop(proc)
     throw err
   }
-  return server
 }
 
-/** For the baselines: start `node <script>` and wait for its "ready <pids>" line and /healthz. */
-async function startScript(dir: string, script: string, extra: Record<string, string>): Promise<RunningServer> {
+/** The stack as shipped: `forkyard up` natively in a project directory serving the hello app. */
+export async function startStack(dir: string, workers: number): Promise<RunningServer> {
+  needBuild()
+  const project = join(dir, 'project')
+  mkdirSync(project, { recursive: true })
   const port = await freePort()
-  const log = join(dir, 'server.log')
-  const proc = startLogged(process.execPath, [here(script)], cleanEnv({ ...extra, PORT: String(port) }), log)
-  const server: RunningServer = {
-    url: `http://127.0.0.1:${port}/`,
-    pid: proc.pid,
-    workerPids: [],
-    served: null,
+  const pushPort = await freePort()
+  writeFileSync(
+    join(project, '.env'),
+    [`FORKYARD_APP=${HELLO}`, `FORKYARD_PORT=${port}`, `FORKYARD_PUSH_BIND=127.0.0.1:${pushPort}`, `FORKYARD_WORKERS=${workers}`, 'FORKYARD_DOCKER=0', `FORKYARD_STATIC_DIR=${project}`, ''].join('\n'),
+  )
+  const env = cleanEnv({})
+  const forkyard = (command: string, timeoutMs: number) => run(process.execPath, [FORKYARD, command], timeoutMs, env, project)
+  const up = await forkyard('up', 120_000)
+  if (up.code !== 0) {
+    await forkyard('down', 60_000)
+    throw new Error(`forkyard up failed (${up.code}): ${up.stdout}${up.stderr}`)
+  }
+  const url = `http://127.0.0.1:${port}/`
+  if (!(await httpOk(url))) throw new Error(`the stack does not answer ${url}`)
+  const supervisord = (): number => Number(readFileSync(join(project, 'run', 'supervisord.pid'), 'utf8').trim())
+  return {
+    url,
+    roots: () => [supervisord()],
+    logFiles: ['access.log', 'server.log', 'nginx.log', 'push.log', 'bridge.log'].map((f) => join(project, 'logs', f)),
     stop: async () => {
-      await stop(proc)
-      killStrays(server.workerPids)
+      const down = await forkyard('down', 90_000)
+      if (down.code !== 0) process.stderr.write(`forkyard down failed (${down.code}): ${down.stdout}${down.stderr}\n`)
     },
   }
-  try {
-    await waitUntil(`"ready" in ${log}`, 100, 100, () => {
-      if (hasExited(proc)) throw new Error(`The server exited during startup; see ${log}`)
-      const pids = /^ready ([\d ]+)$/m.exec(readFileSync(log, 'utf8'))?.[1]
-      if (pids === undefined) return false
-      server.workerPids = pids.split(' ').map(Number).filter((pid) => pid !== proc.pid)
-      return true
-    })
-    await waitHealthy(proc, server.url, log)
-  } catch (err) {
-    await server.stop()
-    throw err
-  }
-  return server
-}
-
-export function startCluster(dir: string, workers: number): Promise<RunningServer> {
-  return startScript(dir, '../bare-cluster.mjs', { WORKERS: String(workers) })
-}
-
-export function startSingle(dir: string): Promise<RunningServer> {
-  return startScript(dir, '../single.mjs', {})
 }

@@ -13,13 +13,19 @@ export interface WrkResult {
   socketErrors: number
   /** Responses with a status outside 2xx/3xx. */
   non2xx: number
+  /** The slowest request of the run. */
+  maxMs: number
 }
 
 export interface WrkOptions {
   seconds: number
   connections: number
   /** Send `Connection: close`: a new TCP connection per request. */
-  close: boolean
+  close?: boolean
+  /** wrk threads (default 2, as a user on this 2-core machine would run it). */
+  threads?: number
+  /** A wrk Lua script (e.g. a POST with a body). */
+  script?: string
 }
 
 const unitMs: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
@@ -46,12 +52,13 @@ export function parseWrk(out: string): WrkResult {
     requests: Number(match(out, /^\s+(\d+) requests in /m, 'request count')),
     socketErrors: errors === null ? 0 : errors.slice(1).reduce((sum, n) => sum + Number(n), 0),
     non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
+    // "    Latency     1.23ms    0.50ms  12.34ms   90.00%": mean, stdev, max, +/- stdev.
+    maxMs: toMs(match(out, /^\s+Latency\s+\S+\s+\S+\s+(\S+)/m, 'max latency')),
   }
 }
 
 export async function wrk(url: string, o: WrkOptions): Promise<WrkResult> {
-  // One wrk thread: the machine has two cores and the servers need the rest.
-  const args = ['-t1', `-c${o.connections}`, `-d${o.seconds}s`, '--latency', ...(o.close ? ['-H', 'Connection: close'] : []), url]
+  const args = [`-t${o.threads ?? 2}`, `-c${o.connections}`, `-d${o.seconds}s`, '--latency', ...(o.close === true ? ['-H', 'Connection: close'] : []), ...(o.script === undefined ? [] : ['-s', o.script]), url]
   const r = await run('wrk', args, (o.seconds + 30) * 1000)
   if (r.code !== 0) throw new Error(`wrk exited with ${r.code}: ${r.stderr || r.stdout}`)
   return parseWrk(r.stdout)

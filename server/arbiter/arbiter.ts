@@ -45,10 +45,18 @@ export interface ArbiterOptions {
   workers: number
   log: Logger
   output: LineOutput
+  /** Behind the kit's nginx (under its supervisord), which writes the access log: auto means off. */
+  proxied?: boolean
+}
+
+/** FORKYARD_ACCESS_LOG=auto decided: the workers log requests unless the kit's nginx does. */
+function resolveAccessLog(config: Readonly<ServerConfig>, proxied: boolean): Readonly<ServerConfig> {
+  return config.accessLog !== 'auto' ? config : Object.freeze({ ...config, accessLog: !proxied })
 }
 
 export class Arbiter {
   private config: Readonly<ServerConfig>
+  private readonly proxied: boolean
   private readonly watcher: EnvWatcher | null
   private readonly overrides: ConfigOverrides
   private readonly log: Logger
@@ -84,7 +92,8 @@ export class Arbiter {
   private readonly health: Health
 
   constructor(options: ArbiterOptions) {
-    this.config = options.config
+    this.proxied = options.proxied ?? false
+    this.config = resolveAccessLog(options.config, this.proxied)
     this.watcher = options.watcher ?? null
     this.overrides = options.overrides ?? {}
     this.log = options.log
@@ -187,7 +196,7 @@ export class Arbiter {
    */
   private onConfigChange(change: ConfigChange): void {
     const { next, changed, restart } = change
-    this.config = loadConfig(next.env, this.overrides)
+    this.config = resolveAccessLog(loadConfig(next.env, this.overrides), this.proxied)
     this.configVersion = next.version
     this.configSince = Date.now()
     this.log.level = this.config.logLevel

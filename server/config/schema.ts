@@ -6,6 +6,15 @@ import { ForkyardError, codes } from '../errors.js'
 import { binds, bool, duration, int, oneOf, size, text, type BindAddress, type Parser } from './parse.js'
 import type { Schema } from './section.js'
 
+const boolOrAuto: Parser<boolean | 'auto'> = (name, raw) => {
+  if (raw.trim().toLowerCase() === 'auto') return 'auto'
+  try {
+    return bool(name, raw)
+  } catch {
+    throw new ForkyardError(codes.CONFIG, `Expected ${name} to be auto or a boolean (true/false, 1/0, yes/no, on/off), got ${JSON.stringify(raw)}`)
+  }
+}
+
 const checks = ['workers', 'push', 'supervisor'] as const
 const readyChecks: Parser<ServerConfig['readyChecks']> = (name, raw) => {
   const list = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
@@ -53,8 +62,12 @@ export interface ServerConfig {
   pidfile: string
   /** pino level. */
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
-  /** One JSON access line per request. */
-  accessLog: boolean
+  /**
+   * One JSON access line per request from the workers. auto: on for `forkyard serve`, off under
+   * the kit's supervisord (`make up`, the container), where nginx writes the same line, with the
+   * same request id, to access.log: each request is logged once.
+   */
+  accessLog: boolean | 'auto'
   /** Start the jobs process (background tasks and singletons), supervised by the arbiter. */
   jobs: boolean
   /** Directory of the durable task queue. */
@@ -91,7 +104,7 @@ export const schema: Schema<ServerConfig> = {
   runDir: { env: 'FORKYARD_RUN_DIR', parse: text, default: './run', apply: 'restart' },
   pidfile: { env: 'FORKYARD_PIDFILE', parse: (_n, raw) => raw.trim(), default: '', apply: 'restart' },
   logLevel: { env: 'FORKYARD_LOG_LEVEL', parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal'), default: 'info' },
-  accessLog: { env: 'FORKYARD_ACCESS_LOG', parse: bool, default: 'true' },
+  accessLog: { env: 'FORKYARD_ACCESS_LOG', parse: boolOrAuto, default: 'auto' },
   readyChecks: { env: 'FORKYARD_READY_CHECKS', parse: readyChecks, default: 'workers' },
   // The jobs process and offload()'s thread pool take these when they start: a rolling reload.
   jobs: { env: 'FORKYARD_JOBS', parse: bool, default: 'true', apply: 'restart' },

@@ -97,13 +97,24 @@ export class RotatingFile implements LineOutput {
 
   private rotate(): void {
     closeSync(this.fd)
-    if (this.keep <= 0) rmSync(this.path, { force: true })
-    for (let i = this.keep - 1; i >= 1; i--) {
-      if (!existsSync(`${this.path}.${i}`)) continue
-      renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`)
-    }
-    if (this.keep > 0) renameSync(this.path, `${this.path}.1`)
+    shiftRotated(this.path, this.keep)
     this.fd = openSync(this.path, 'a', 0o640)
     this.size = 0
   }
+}
+
+/**
+ * Moves `path` to `path.1`, `path.1` to `path.2`... keeping `keep` rotated files (the oldest is
+ * overwritten); with keep 0 the file is removed. A writer that still holds the old file open keeps
+ * writing into `path.1` until it reopens `path`, so nothing is lost at the cut.
+ */
+export function shiftRotated(path: string, keep: number): void {
+  if (keep <= 0) {
+    rmSync(path, { force: true })
+    return
+  }
+  for (let i = keep - 1; i >= 1; i--) {
+    if (existsSync(`${path}.${i}`)) renameSync(`${path}.${i}`, `${path}.${i + 1}`)
+  }
+  if (existsSync(path)) renameSync(path, `${path}.1`)
 }

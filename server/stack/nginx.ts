@@ -1,7 +1,8 @@
 /**
  * `forkyard nginx`: renders nginx/nginx.conf.template with values from the settings into
  * <run dir>/nginx.conf, checks it with `nginx -t`, then runs nginx in the foreground with its
- * lines relayed, whole, into <log dir>/nginx.log.
+ * error lines relayed, whole, into <log dir>/nginx.log. nginx writes <log dir>/access.log itself;
+ * the wrapper rotates it (access-log.ts).
  */
 import { spawnSync } from 'node:child_process'
 import { constants, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
@@ -19,6 +20,7 @@ import { isAlive, readPid } from '../process/pidfile.js'
 import type { ProcessShell } from '../process/shell.js'
 import { writeState } from '../process/state.js'
 import type { EnvWatcher } from '../config/watch.js'
+import { ACCESS_LOG_FILE, AccessLogRotation } from './access-log.js'
 
 /** Replaces every ${NAME}; a placeholder without a value is an error, never left in the file. */
 export function renderTemplate(template: string, values: Record<string, string>): string {
@@ -61,8 +63,18 @@ export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string
     PROXY_READ_TIMEOUT: seconds(worstServerMs + 5000),
     STATIC_DIR: stack.staticDir,
     CLIENT_DIR: join(home, 'client'),
-    ACCESS_LOG: join(server.runDir, 'nginx-access.fifo'),
+    ...accessLogTarget(server.runDir, loadLogConfig(env).dir),
   }
+}
+
+/**
+ * With a log directory, nginx writes access.log there itself, in 64 KiB batches at least once a
+ * second (each batch whole lines); the wrapper only rotates it (access-log.ts). Without one (JSON
+ * lines on stdout), a FIFO that the wrapper relays to its output.
+ */
+function accessLogTarget(runDir: string, logDir: string): { ACCESS_LOG: string; ACCESS_LOG_OPTIONS: string } {
+  if (logDir === '') return { ACCESS_LOG: join(runDir, 'nginx-access.fifo'), ACCESS_LOG_OPTIONS: '' }
+  return { ACCESS_LOG: join(logDir, ACCESS_LOG_FILE), ACCESS_LOG_OPTIONS: ' buffer=64k flush=1s' }
 }
 
 /**
@@ -148,19 +160,22 @@ export async function runNginx(env: NodeJS.ProcessEnv, home: string, shell: Proc
   const conf = join(values.RUN_DIR!, 'nginx.conf')
   await stopLeftover(conf, join(values.RUN_DIR!, 'nginx.pid'), log, 5000)
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(values.RUN_DIR!, 'nginx-temp', d), { recursive: true, mode: 0o700 })
-  // nginx writes access lines into a FIFO that this process reads (and only this process writes
-  // nginx.log). Opened read-write so that opening never blocks and nginx restarts never end it.
-  const fifo = values.ACCESS_LOG!
-  if (!existsSync(fifo)) {
-    const made = spawnSync('mkfifo', ['-m', '600', fifo], { encoding: 'utf8' })
-    if (made.status !== 0) throw new ForkyardError(codes.LAUNCH, `Cannot create the access-log FIFO ${fifo}: ${made.stderr}`)
+  const logConfig = loadLogConfig(env)
+  const pidfile = join(values.RUN_DIR!, 'nginx.pid')
+  const reopen = (): boolean => {
+    const pid = readPid(pidfile)
+    if (pid === null || !isAlive(pid)) return false
+    process.kill(pid, 'SIGUSR1')
+    return true
   }
-  // Open before nginx -t, which opens the FIFO for writing: that blocks until there is a reader.
-  const access = new Socket({ fd: openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK), readable: true, writable: false })
-  relayLines(access, output, { wrap: (line) => wrapPlainLine('nginx', 0, line), trusted: true })
+  const rotation =
+    logConfig.dir === '' ? null : new AccessLogRotation(join(logConfig.dir, ACCESS_LOG_FILE), { maxBytes: logConfig.accessMaxBytes, keep: logConfig.accessKeep }, reopen, log)
+  const access = rotation === null ? relayFifo(values.ACCESS_LOG!, output) : null
+  rotation?.start()
   const first = renderChecked(env, home, conf)
   if (first.error !== null) {
-    access.destroy()
+    access?.destroy()
+    rotation?.stop()
     log.fatal({ conf, output: first.error }, 'nginx configuration rejected by nginx -t')
     return 1
   }
@@ -184,13 +199,14 @@ export async function runNginx(env: NodeJS.ProcessEnv, home: string, shell: Proc
     writeState(values.RUN_DIR!, 'nginx', version, startedAt)
     const logs = loadLogConfig(next.env)
     output.setLimits?.(logs.maxBytes, logs.keep)
+    rotation?.setLimits({ maxBytes: logs.accessMaxBytes, keep: logs.accessKeep })
     log.level = next.server.logLevel
     if (readFileSync(candidate, 'utf8') === readFileSync(conf, 'utf8')) {
       log.info({ version, changed }, 'config applied: nothing changes for nginx')
       return
     }
     renameSync(candidate, conf)
-    const pid = readPid(join(values.RUN_DIR!, 'nginx.pid'))
+    const pid = readPid(pidfile)
     if (pid !== null && isAlive(pid)) process.kill(pid, 'SIGHUP')
     log.info({ version, changed, listen: result.values.LISTEN }, 'config applied: nginx reloaded (HUP) with the new configuration')
   })
@@ -207,6 +223,22 @@ export async function runNginx(env: NodeJS.ProcessEnv, home: string, shell: Proc
     await new Promise((r) => setTimeout(r, quick <= 1 ? 0 : 250 * 2 ** quick))
   }
   options.watcher?.close()
-  access.destroy()
+  access?.destroy()
+  rotation?.stop()
   return code
+}
+
+/**
+ * Without a log directory: nginx writes access lines into a FIFO that this process relays to its
+ * own output. Opened read-write so that opening never blocks and nginx restarts never end it, and
+ * before nginx -t, which opens the FIFO for writing: that blocks until there is a reader.
+ */
+function relayFifo(fifo: string, output: ProcessShell['output']): Socket {
+  if (!existsSync(fifo)) {
+    const made = spawnSync('mkfifo', ['-m', '600', fifo], { encoding: 'utf8' })
+    if (made.status !== 0) throw new ForkyardError(codes.LAUNCH, `Cannot create the access-log FIFO ${fifo}: ${made.stderr}`)
+  }
+  const access = new Socket({ fd: openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK), readable: true, writable: false })
+  relayLines(access, output, { wrap: (line) => wrapPlainLine('nginx', 0, line), trusted: true })
+  return access
 }

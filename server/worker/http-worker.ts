@@ -115,7 +115,7 @@ export class HttpWorker {
       if (timer !== undefined) clearTimeout(timer)
       this.inflight.delete(entry)
       this.table.remove(entry.slot)
-      if (this.config.accessLog) {
+      if (this.config.accessLog === true) {
         const line: Record<string, unknown> = { reqId, method, path, status: res.statusCode, ms: Math.round((performance.now() - start) * 10) / 10 }
         if (!res.writableFinished) line.aborted = true
         this.log.info(line, 'request')

@@ -312,13 +312,15 @@ test('make up on a fresh clone: .env created, the container healthy and hardened
     }
   })
 
-  await step('the JSON logs on the host: every line parses, one request id in nginx.log and server.log', async () => {
+  await step('the JSON logs on the host: every line parses, one request id in access.log, bridge.log and push.log', async () => {
     assert.ok(reqId !== '')
-    const traced = (svc: string): boolean => logLines(logDir, svc).some((l) => l.reqId === reqId)
-    await until('request id in nginx.log and server.log', () => traced('nginx') && traced('server'), 15_000, 200)
-    assert.ok(logLines(logDir, 'nginx').some((l) => l.reqId === pageId), `POST /api/pipelines (${pageId}) in nginx.log`)
-    const served = logLines(logDir, 'server').find((l) => l.reqId === reqId && l.msg === 'request')
-    assert.equal(served?.status, 202, `POST /api/notify (${reqId}) has its access line in server.log`)
+    const traced = (file: string): boolean => logLines(logDir, file).some((l) => l.reqId === reqId)
+    await until('request id in access.log, bridge.log and push.log', () => traced('access') && traced('bridge') && traced('push'), 15_000, 200)
+    assert.ok(logLines(logDir, 'access').some((l) => l.reqId === pageId), `POST /api/pipelines (${pageId}) in access.log`)
+    const served = logLines(logDir, 'access').find((l) => l.reqId === reqId && l.msg === 'request')
+    assert.equal(served?.status, 202, `POST /api/notify (${reqId}) has its access line, written by nginx`)
+    assert.equal(served?.svc, 'nginx')
+    assert.equal(logLines(logDir, 'server').filter((l) => l.msg === 'request').length, 0, 'the workers do not log each request again')
     for (const svc of ['nginx', 'server', 'push', 'bridge']) {
       const lines = logLines(logDir, svc)
       assert.ok(lines.length > 0, `${svc}.log has lines`)
@@ -328,9 +330,8 @@ test('make up on a fresh clone: .env created, the container healthy and hardened
         assert.equal(typeof l.msg, 'string')
       }
     }
-    const nginxAccess = logLines(logDir, 'nginx').find((l) => l.reqId === reqId && l.msg === 'request')
-    assert.equal(nginxAccess?.path, '/api/notify')
-    assert.equal(nginxAccess?.status, 202)
+    assert.equal(served?.path, '/api/notify')
+    for (const l of logLines(logDir, 'access')) assert.equal(l.svc, 'nginx', 'access.log is written by nginx alone')
     for (const f of readdirSync(logDir)) assert.equal(`${statSync(join(logDir, f)).uid}`, uid, `${f} belongs to the stack's user`)
   })
 

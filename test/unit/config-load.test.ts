@@ -35,7 +35,7 @@ test('loadConfig with an empty environment returns every default', () => {
     runDir: resolve('./run'),
     pidfile: resolve('./run', 'server.pid'),
     logLevel: 'info',
-    accessLog: true,
+    accessLog: 'auto',
   }
   for (const [key, value] of Object.entries(expected)) {
     assert.deepEqual(config[key as keyof ServerConfig], value, key)
