@@ -60,8 +60,9 @@ test-integration: build test-deps ## integration tests: real processes, signals 
 test-container: build ## the stack in its container end to end (installs Docker and starts dockerd if missing)
 	NODE=$(NODE) test/container/run.sh
 
-bench: build ## forkyard vs bare node:cluster vs one process, as ratios (needs wrk)
+bench: build ## HTTP and push through nginx, forkyard vs the anchors in one run, as ratios (needs wrk)
 	$(NODE) --import tsx bench/http.ts --duration $(DURATION) --connections $(CONNECTIONS)
+	$(NODE) --import tsx bench/push.ts
 
 serve: build ## run the prefork server in the foreground on $(APP)
 	$(NODE) dist/bin/forkyard.js serve $(APP)

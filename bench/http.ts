@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util'
 import { benchCpuMs, machineCpuMs, positiveInt, run, sleep, stopAll, treeCpuMs } from './lib/proc.js'
 import { ANCHOR, QUIET, formatReport, ratiosOf, summarize, type Row } from './lib/report.js'
 import { startCluster, startServe, startStack, type RunningServer } from './lib/servers.js'
-import { wrk } from './lib/wrk.js'
+import { wrk, type WrkResult } from './lib/wrk.js'
 
 const WARMUP_S = 2
 const MAX_ATTEMPTS = 3
@@ -114,6 +114,7 @@ async function main(): Promise<void> {
   if (chosen.length === 0) throw new Error(`--only: expected some of ${plans.map((p) => p.key).join(',')}`)
   const started: Array<{ plan: Plan; server: RunningServer; dir: string }> = []
   const runs: Row[] = []
+  const reloads: Array<{ round: number } & WrkResult> = []
   try {
     for (const plan of chosen) {
       const dir = mkdtempSync(join(tmpdir(), `forkyard-bench-${plan.key}-`))
@@ -127,6 +128,17 @@ async function main(): Promise<void> {
         process.stderr.write(`round ${round}/${rounds} ${plan.label}: ${Math.round(row.rps)} req/s, p99 ${row.p99Ms} ms, errors ${row.socketErrors + row.non2xx}\n`)
       }
     }
+    // Rolling reload under keep-alive POST load (the stack): wrk counts every failed POST, and its
+    // slowest request is the reload's cost (the goal: 0 failed, at most 50 ms).
+    const stack = started.find((s) => s.server.reload !== undefined)
+    for (let i = 1; stack !== undefined && i <= rounds; i++) {
+      const load = wrk(stack.server.url, { connections: 16, threads: 1, seconds: 8, script: fileURLToPath(new URL('post.lua', import.meta.url)) })
+      await sleep(3000)
+      await stack.server.reload!()
+      const r = await load
+      reloads.push({ round: i, ...r })
+      process.stderr.write(`reload ${i}/${rounds} under POST load: ${r.requests} requests, ${r.socketErrors + r.non2xx} failed, slowest ${r.maxMs} ms, p99 ${r.p99Ms} ms\n`)
+    }
   } finally {
     for (const s of started) await s.server.stop()
   }
@@ -135,6 +147,10 @@ async function main(): Promise<void> {
   const rows = summarize(runs)
   const ratios = ratiosOf(rows, runs)
   process.stdout.write(formatReport(rows, ratios))
+  if (reloads.length > 0) {
+    process.stdout.write('\nRolling reload of the stack under keep-alive POST load (wrk -c16, reload at 3 s of 8 s)\n')
+    for (const r of reloads) process.stdout.write(`  round ${r.round}: ${r.requests} POSTs, ${r.socketErrors + r.non2xx} failed, slowest ${r.maxMs} ms (goal <= 50), p99 ${r.p99Ms} ms\n`)
+  }
   const wrkVersion = await run('wrk', ['-v'], 5000)
   const date = new Date()
   const results = {
@@ -143,6 +159,7 @@ async function main(): Promise<void> {
     settings: { workers, durationS, warmupS: WARMUP_S, connections, threads, rounds, quiet: QUIET },
     rows,
     ratios,
+    reloads,
     logBytes,
     runs,
   }

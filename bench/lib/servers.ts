@@ -22,6 +22,8 @@ export interface RunningServer {
   roots: () => number[]
   /** Files the configuration's logs went to (sizes are reported). */
   logFiles: string[]
+  /** Asks for a rolling reload (the stack only). */
+  reload?: () => Promise<void>
   stop: () => Promise<void>
 }
 
@@ -124,6 +126,10 @@ export async function startStack(dir: string, workers: number): Promise<RunningS
     url,
     roots: () => [supervisord()],
     logFiles: ['access.log', 'server.log', 'nginx.log', 'push.log', 'bridge.log'].map((f) => join(project, 'logs', f)),
+    reload: async () => {
+      const r = await forkyard('reload', 60_000)
+      if (r.code !== 0) throw new Error(`forkyard reload failed (${r.code}): ${r.stdout}${r.stderr}`)
+    },
     stop: async () => {
       const down = await forkyard('down', 90_000)
       if (down.code !== 0) process.stderr.write(`forkyard down failed (${down.code}): ${down.stdout}${down.stderr}\n`)

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import pino, { type Logger } from 'pino'
 import type { LogConfig } from '../config/logging.js'
 import { PipeOutput } from './pipe-output.js'
+import { isoTime } from './schema.js'
 import { RotatingFile, type LineOutput } from './rotating-file.js'
 
 export type { Logger }
@@ -41,7 +42,7 @@ export function createLogger(output: LineOutput, options: LoggerOptions): Logger
       level: options.level ?? 'info',
       messageKey: 'msg',
       errorKey: 'err',
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: () => `,"time":"${isoTime()}"`,
       base: { svc: options.svc, pid: process.pid, ...options.base },
       formatters: { level: (label) => ({ level: label }) },
     },

@@ -44,3 +44,41 @@ export function parseLine(text: string, svc: string, raw: boolean, rawTime = new
   }
   return plainLine(svc, undefined, 'error', text, { stdio: true }, rawTime)
 }
+
+let lastMs = -1
+let lastIso = ''
+
+/** new Date(ms).toISOString(), made once per millisecond: a busy process logs several lines in one. */
+export function isoTime(ms = Date.now()): string {
+  if (ms !== lastMs) {
+    lastMs = ms
+    lastIso = new Date(ms).toISOString()
+  }
+  return lastIso
+}
+
+/** What a worker's access line holds beyond the logger's own fields. */
+export interface AccessFields {
+  reqId: string
+  method: string
+  path: string
+  status: number
+  ms: number
+  aborted: boolean
+}
+
+/**
+ * A worker's access line, the same line pino would write for `log.info(fields, 'request')`, built
+ * directly: a worker writes one per request, and pino's generic path (level check, key loop,
+ * serialisers) cost several times this. `bindings` is the logger's own fields, serialised once:
+ * `"svc":"server","pid":1,"role":"worker",...` (serialiseBindings).
+ */
+export function accessLine(bindings: string, f: Readonly<AccessFields>): string {
+  const aborted = f.aborted ? ',"aborted":true' : ''
+  return `{"level":"info","time":"${isoTime()}",${bindings},"reqId":${JSON.stringify(f.reqId)},"method":${JSON.stringify(f.method)},"path":${JSON.stringify(f.path)},"status":${f.status},"ms":${f.ms}${aborted},"msg":"request"}\n`
+}
+
+/** A logger's bindings (pino's `log.bindings()`) as the inside of a JSON object, for accessLine. */
+export function serialiseBindings(bindings: Record<string, unknown>): string {
+  return JSON.stringify(bindings).slice(1, -1)
+}

@@ -16,6 +16,15 @@ import type { LoadedApp } from './load-app.js'
 import type { ReadinessCheck } from './readiness.js'
 import { requestIdOf } from './request-id.js'
 import { listenPath } from '../arbiter/handover.js'
+import { accessLine } from '../log/schema.js'
+import type { LineOutput } from '../log/rotating-file.js'
+
+/** Where access lines go without a logger call: the process's one output, and the logger's fields. */
+export interface AccessOutput {
+  output: LineOutput
+  /** serialiseBindings() of the logger's fields (svc, pid, role, worker, generation). */
+  bindings: string
+}
 
 interface Inflight {
   slot: number
@@ -49,6 +58,7 @@ export class HttpWorker {
     private readonly send: (m: WorkerMessage) => void,
     private readonly table: InflightTable,
     private readonly readiness: ReadinessCheck | null = null,
+    private readonly access: AccessOutput | null = null,
   ) {
     this.maxRequests = recycleAfter(config)
   }
@@ -115,10 +125,10 @@ export class HttpWorker {
       if (timer !== undefined) clearTimeout(timer)
       this.inflight.delete(entry)
       this.table.remove(entry.slot)
-      if (this.config.accessLog === true) {
-        const line: Record<string, unknown> = { reqId, method, path, status: res.statusCode, ms: Math.round((performance.now() - start) * 10) / 10 }
-        if (!res.writableFinished) line.aborted = true
-        this.log.info(line, 'request')
+      if (this.config.accessLog === true && this.log.isLevelEnabled('info')) {
+        const fields = { reqId, method, path, status: res.statusCode, ms: Math.round((performance.now() - start) * 10) / 10, aborted: !res.writableFinished }
+        if (this.access !== null) this.access.output.write(accessLine(this.access.bindings, fields))
+        else this.log.info(fields.aborted ? fields : { reqId, method, path, status: fields.status, ms: fields.ms }, 'request')
       }
       this.afterRequest()
     })

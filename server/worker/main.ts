@@ -3,6 +3,7 @@
  * thread, heartbeats, import the app, await its start(), listen on every bind, report ready.
  * Any boot failure is reported to the arbiter with the error, then the process exits 3.
  */
+import { serialiseBindings } from '../log/schema.js'
 import cluster from 'node:cluster'
 import { Worker as Thread } from 'node:worker_threads'
 import type { ServerConfig } from '../config/schema.js'
@@ -132,7 +133,8 @@ async function main(): Promise<void> {
         throw new ForkyardError(codes.APP_START, `The app's start() hook failed: ${(err as Error)?.message ?? String(err)}`, { cause: err })
       }
     }
-    worker = new HttpWorker(config, loaded, log, send, table, readiness)
+    const bindings = serialiseBindings({ svc: 'server', pid: process.pid, role: 'worker', worker: workerId, generation })
+    worker = new HttpWorker(config, loaded, log, send, table, readiness, { output: shell.output, bindings })
     await worker.listen()
   } catch (err) {
     log.error({ err }, 'worker failed to boot')
