@@ -14,6 +14,8 @@ import { isWorkerMessage, type ArbiterMessage, type ChildLaunch, type WorkerMess
 import { JobsChild } from './jobs-child.js'
 import { WorkerHandle, type BootResult, type WorkerStatus } from './worker-handle.js'
 import { Health } from './health.js'
+import { HEALTH_SOCKET, listenHealth } from './health-http.js'
+import type { Server as HttpServer } from 'node:http'
 import { loadPushConfig } from '../config/messaging.js'
 import { definedEnv } from '../config/env-file.js'
 import { prepareBinds } from './binds.js'
@@ -82,6 +84,7 @@ export class Arbiter {
   private closing: Promise<number> | null = null
   private ticker: NodeJS.Timeout | null = null
   private control: Server | null = null
+  private healthHttp: HttpServer | null = null
   private readonly exitWaiters = new Set<() => void>()
   private cleanExits = true
   /** The one jobs process (tasks and singletons), when FORKYARD_JOBS is on. */
@@ -116,12 +119,21 @@ export class Arbiter {
       supervisorSocket: join(this.config.runDir, 'supervisor.sock'),
       workers: () => {
         const st = this.status()
-        return { expected: st.expectedWorkers, ready: st.readyWorkers, generation: st.generation, reloading: st.reloading, versions: st.workers.filter((w) => w.state !== 'draining').map((w) => w.configVersion) }
+        // Ready and heartbeating: a worker whose event loop is stuck is not counted.
+        return { expected: st.expectedWorkers, ready: this.live().readyWorkers, generation: st.generation, reloading: st.reloading, versions: st.workers.filter((w) => w.state !== 'draining').map((w) => w.configVersion) }
       },
       jobs: () => this.jobs.health(),
       version: () => ({ version: this.configVersion, since: this.configSince }),
     })
     WorkerHandle.setupPrimary(this.config.scheduling)
+  }
+
+  /** For /healthz: a worker ready with a heartbeat younger than FORKYARD_TIMEOUT (3 s at most). */
+  private live(): { ok: boolean; readyWorkers: number; expectedWorkers: number } {
+    const st = this.status()
+    const freshMs = Math.min(this.config.timeoutMs, 3000)
+    const ready = st.workers.filter((w) => w.state === 'ready' && w.lastHeartbeatMsAgo < freshMs).length
+    return { ok: ready > 0, readyWorkers: ready, expectedWorkers: st.expectedWorkers }
   }
 
   /** Boots the first generation; rejects (after stopping everything) if any worker fails to boot. */
@@ -132,6 +144,7 @@ export class Arbiter {
       this.log.warn({ path }, 'the socket still answers (workers of an arbiter that died): they keep serving until this arbiter takes it over')
     }
     this.control = await listenControl(join(this.config.runDir, 'arbiter.sock'), (cmd) => this.onControl(cmd))
+    this.healthHttp = await listenHealth(join(this.config.runDir, HEALTH_SOCKET), { live: () => this.live(), readiness: () => this.health.report() })
     this.ticker = setInterval(() => this.tick(), 100)
     if (this.watcher !== null) {
       this.watcher.on('change', (c) => this.onConfigChange(c))
@@ -485,6 +498,7 @@ export class Arbiter {
       if (this.ticker !== null) clearInterval(this.ticker)
       this.watcher?.close()
       await new Promise<void>((resolve) => (this.control === null ? resolve() : this.control.close(() => resolve())))
+      this.healthHttp?.close()
       removePidfile(this.config.pidfile)
       const code = this.cleanExits ? exitCodes.ok : exitCodes.failure
       this.log.info({ code }, 'stopped')

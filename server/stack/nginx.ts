@@ -21,6 +21,7 @@ import type { ProcessShell } from '../process/shell.js'
 import { writeState } from '../process/state.js'
 import type { EnvWatcher } from '../config/watch.js'
 import { ACCESS_LOG_FILE, AccessLogRotation } from './access-log.js'
+import { HEALTH_SOCKET } from '../arbiter/health-http.js'
 
 /** Replaces every ${NAME}; a placeholder without a value is an error, never left in the file. */
 export function renderTemplate(template: string, values: Record<string, string>): string {
@@ -55,6 +56,7 @@ export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string
     USER_DIRECTIVE: process.getuid?.() === 0 ? '# Started as root (a native run as root): workers stay root to reach the run directory.\nuser root;' : '',
     MIME_TYPES: '/etc/nginx/mime.types',
     SERVER_SOCKET: sock.path,
+    HEALTH_SOCKET: join(server.runDir, HEALTH_SOCKET),
     SERVER_KEEPALIVE: seconds(server.keepAliveTimeoutMs),
     UPSTREAM_KEEPALIVE: `${upstreamKeepaliveMs}ms`,
     PUSH_BIND: push.bind,

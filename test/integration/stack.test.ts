@@ -43,6 +43,28 @@ test('the stack natively: up, requests, WebSocket, kill -9 of each process, relo
   const ready = await readyz(s.url('/readyz'))
   assert.equal(ready.status, 200, JSON.stringify(ready.body))
   assert.deepEqual(Object.keys(ready.body.components ?? {}).sort(), ['bridge', 'config', 'jobs', 'push', 'supervisor', 'workers'])
+  // /healthz and /readyz come from the arbiter (health.sock), not through a worker's event loop:
+  // with every worker stopped (SIGSTOP), they still answer at once, and say so.
+  const arbiter = Number(readFileSync(join(s.runDir, 'server.pid'), 'utf8'))
+  const health = (await (await fetch(s.url('/healthz'))).json()) as { pid?: number; readyWorkers?: number }
+  assert.equal(health.pid, arbiter, '/healthz answered by the arbiter')
+  const workerPids = ((JSON.parse(s.cli('status', '--json').stdout) as { workers: { pid: number }[] }).workers).map((w) => w.pid)
+  assert.equal(workerPids.length, 2)
+  for (const pid of workerPids) process.kill(pid, 'SIGSTOP')
+  try {
+    await until('/healthz says no worker is live', async () => {
+      const t0 = performance.now()
+      const r = await fetch(s.url('/healthz'), { signal: AbortSignal.timeout(2000) })
+      const ms = performance.now() - t0
+      assert.ok(ms < 1000, `/healthz answered in ${Math.round(ms)} ms with every worker stopped`)
+      return r.status === 503
+    }, 10_000, 250)
+    const r = await fetch(s.url('/readyz'), { signal: AbortSignal.timeout(2000) })
+    assert.equal(r.status, 503, '/readyz answers, red, with every worker stopped')
+  } finally {
+    for (const pid of workerPids) process.kill(pid, 'SIGCONT')
+  }
+  await until('/healthz green again', async () => (await fetch(s.url('/healthz'))).status === 200, 10_000, 100)
   const hello = await fetch(s.url('/api/pipelines'))
   assert.equal(hello.status, 200)
   assert.ok(Array.isArray(((await hello.json()) as { pipelines: unknown }).pipelines))
