@@ -56,7 +56,8 @@ const plans: Plan[] = [
   { key: ANCHOR, label: 'nginx + bare node:cluster', start: (d) => startCluster(d, workers) },
   { key: 'serve', label: 'nginx + forkyard serve', start: (d) => startServe(d, workers) },
   { key: 'stack', label: 'forkyard up (as shipped)', start: (d) => startStack(d, workers) },
-  // Not in the default run (--only): what the workers' own access line costs.
+  // Not in the default run (--only): what the workers' own access line costs, what the jobs process costs.
+  { key: 'stack-nojobs', label: 'forkyard up, FORKYARD_JOBS=false', start: (d) => startStack(d, workers, { FORKYARD_JOBS: 'false' }), optional: true },
   { key: 'serve-nolog', label: 'nginx + forkyard serve, FORKYARD_ACCESS_LOG=false', start: (d) => startServe(d, workers, { FORKYARD_ACCESS_LOG: 'false' }), optional: true },
 ]
 
@@ -110,7 +111,8 @@ async function measure(plan: Plan, round: number, server: RunningServer): Promis
 
 async function main(): Promise<void> {
   const only = values.only?.split(',')
-  const chosen = only === undefined ? plans.filter((p) => p.optional !== true) : plans.filter((p) => only.includes(p.key))
+  // In the order given: each round measures them in that order.
+  const chosen = only === undefined ? plans.filter((p) => p.optional !== true) : plans.filter((p) => only.includes(p.key)).sort((a, b) => only.indexOf(a.key) - only.indexOf(b.key))
   if (chosen.length === 0) throw new Error(`--only: expected some of ${plans.map((p) => p.key).join(',')}`)
   const started: Array<{ plan: Plan; server: RunningServer; dir: string }> = []
   const runs: Row[] = []

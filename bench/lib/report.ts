@@ -88,7 +88,7 @@ export function formatReport(rows: readonly Summary[], ratios: readonly Ratio[])
   out += 'others: share of the CPUs used during the run by processes outside the configuration, wrk and the bench.\n'
   out += '\nWhere the CPU went (percent of one core, median round)\n'
   for (const r of rows) {
-    const parts = Object.entries(r.cpuByProcess).sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= 1).map(([k, v]) => `${k} ${Math.round(v)}%`)
+    const parts = Object.entries(r.cpuByProcess).sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= (process.env.BENCH_PIDS === '1' ? 0.1 : 1)).map(([k, v]) => `${k} ${Math.round(v)}%`)
     out += `  ${r.label}: ${parts.join(', ')}\n`
   }
   out += '\nRatios to the anchor (req/s: higher is faster; p99 and CPU: lower is better)\n'

@@ -102,7 +102,7 @@ export async function startServe(dir: string, workers: number, extra: Record<str
 }
 
 /** The stack as shipped: `forkyard up` natively in a project directory serving the hello app. */
-export async function startStack(dir: string, workers: number): Promise<RunningServer> {
+export async function startStack(dir: string, workers: number, extra: Record<string, string> = {}): Promise<RunningServer> {
   needBuild()
   const project = join(dir, 'project')
   mkdirSync(project, { recursive: true })
@@ -110,7 +110,7 @@ export async function startStack(dir: string, workers: number): Promise<RunningS
   const pushPort = await freePort()
   writeFileSync(
     join(project, '.env'),
-    [`FORKYARD_APP=${HELLO}`, `FORKYARD_PORT=${port}`, `FORKYARD_PUSH_BIND=127.0.0.1:${pushPort}`, `FORKYARD_WORKERS=${workers}`, 'FORKYARD_DOCKER=0', `FORKYARD_STATIC_DIR=${project}`, ''].join('\n'),
+    [`FORKYARD_APP=${HELLO}`, `FORKYARD_PORT=${port}`, `FORKYARD_PUSH_BIND=127.0.0.1:${pushPort}`, `FORKYARD_WORKERS=${workers}`, 'FORKYARD_DOCKER=0', `FORKYARD_STATIC_DIR=${project}`, ...Object.entries(extra).map(([k, v]) => `${k}=${v}`), ''].join('\n'),
   )
   const env = cleanEnv({})
   const forkyard = (command: string, timeoutMs: number) => run(process.execPath, [FORKYARD, command], timeoutMs, env, project)

@@ -33,7 +33,12 @@ interface Inflight {
   reqId: string
   start: number
   res: ServerResponse
+  timer: NodeJS.Timeout | undefined
 }
+
+/** A response's in-flight entry, so that one shared listener per event serves every request. */
+const ENTRY = Symbol('forkyard.inflight')
+type TrackedResponse = ServerResponse & { [ENTRY]?: Inflight }
 
 /** FORKYARD_MAX_REQUESTS plus this worker's random share of the jitter; 0 = never. */
 function recycleAfter(config: Readonly<ServerConfig>): number {
@@ -116,22 +121,13 @@ export class HttpWorker {
     }
     // Health probes are not app requests: they count neither in `served` nor toward recycling.
     this.served++
-    const entry: Inflight = { slot: this.table.add(method, path, reqId, Date.now()), method, path, reqId, start, res }
+    const entry: Inflight = { slot: this.table.add(method, path, reqId, Date.now()), method, path, reqId, start, res, timer: undefined }
     this.inflight.add(entry)
-    let timer: NodeJS.Timeout | undefined
-    if (this.config.requestTimeoutMs > 0) timer = setTimeout(() => this.onDeadline(entry), this.config.requestTimeoutMs)
-    res.on('error', (err) => this.log.warn({ err, reqId }, 'response error'))
-    res.once('close', () => {
-      if (timer !== undefined) clearTimeout(timer)
-      this.inflight.delete(entry)
-      this.table.remove(entry.slot)
-      if (this.config.accessLog === true && this.log.isLevelEnabled('info')) {
-        const fields = { reqId, method, path, status: res.statusCode, ms: Math.round((performance.now() - start) * 10) / 10, aborted: !res.writableFinished }
-        if (this.access !== null) this.access.output.write(accessLine(this.access.bindings, fields))
-        else this.log.info(fields.aborted ? fields : { reqId, method, path, status: fields.status, ms: fields.ms }, 'request')
-      }
-      this.afterRequest()
-    })
+    if (this.config.requestTimeoutMs > 0) entry.timer = setTimeout(() => this.onDeadline(entry), this.config.requestTimeoutMs)
+    ;(res as TrackedResponse)[ENTRY] = entry
+    // Shared listeners, no closure per request ('close' is emitted once per response).
+    res.on('error', this.onResponseError)
+    res.on('close', this.onResponseClose)
     try {
       const result = this.app.listener(req, res)
       if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
@@ -140,6 +136,37 @@ export class HttpWorker {
     } catch (err) {
       this.onAppError(err, entry)
     }
+  }
+
+  // Listeners shared by every response: `this` is the response, the worker is captured once.
+  private readonly onResponseError: (this: TrackedResponse, err: Error) => void = (() => {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the listener's `this` is the response
+    const worker = this
+    return function (this: TrackedResponse, err: Error): void {
+      worker.log.warn({ err, reqId: this[ENTRY]?.reqId }, 'response error')
+    }
+  })()
+
+  private readonly onResponseClose: (this: TrackedResponse) => void = (() => {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the listener's `this` is the response
+    const worker = this
+    return function (this: TrackedResponse): void {
+      const entry = this[ENTRY]
+      if (entry !== undefined) worker.finish(entry)
+    }
+  })()
+
+  private finish(entry: Inflight): void {
+    const { res } = entry
+    if (entry.timer !== undefined) clearTimeout(entry.timer)
+    this.inflight.delete(entry)
+    this.table.remove(entry.slot)
+    if (this.config.accessLog === true && this.log.isLevelEnabled('info')) {
+      const fields = { reqId: entry.reqId, method: entry.method, path: entry.path, status: res.statusCode, ms: Math.round((performance.now() - entry.start) * 10) / 10, aborted: !res.writableFinished }
+      if (this.access !== null) this.access.output.write(accessLine(this.access.bindings, fields))
+      else this.log.info(fields.aborted ? fields : { reqId: fields.reqId, method: fields.method, path: fields.path, status: fields.status, ms: fields.ms }, 'request')
+    }
+    this.afterRequest()
   }
 
   private answerHealth(res: ServerResponse, method: string): void {
