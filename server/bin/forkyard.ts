@@ -3,6 +3,7 @@
  * The `forkyard` command. The only module (with the other bin/ entries) that reads process.argv
  * and loads .env. Exit codes: 0 ok, 1 failure, 2 bad settings or usage, 3 a worker failed to boot.
  */
+import { yieldCpu } from '../process/priority.js'
 import { config as loadDotenv } from 'dotenv'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -137,6 +138,8 @@ async function main(): Promise<void> {
     process.exit(positionals.length === 0 && values.help !== true ? exitCodes.config : exitCodes.ok)
   }
   const [command, ...rest] = positionals
+  // Never `up` or `serve`: what they start would inherit the lower priority.
+  if (['status', 'reload', 'stop', 'ps', 'logs'].includes(command ?? '')) yieldCpu()
   // The environment before .env: its keys win over the file, now and after a change (dotenv's rule).
   const baseEnv = { ...process.env }
   if (['up', 'down', 'ps', 'logs', 'check'].includes(command ?? '')) {

@@ -48,3 +48,15 @@ export function setProcessNice(pid: number, nice: number): boolean {
   }
   return ok
 }
+
+/**
+ * This process gives way to the serving ones: `forkyard status|reload|stop|ps|logs` are not
+ * latency-critical, and their CPU would otherwise come out of the workers' share.
+ */
+export function yieldCpu(): void {
+  try {
+    setPriority(Math.min(19, getPriority() + BOOT_NICE))
+  } catch {
+    // not permitted: stay as we are
+  }
+}
