@@ -76,3 +76,23 @@ export function isPrivate(channel: string): boolean {
 export function messageFrame(envelope: string): Buffer {
   return Buffer.from(`{"type":"message",${envelope.slice(1)}`)
 }
+
+/**
+ * The offset of an envelope made by the bridge (wire.ts envelopeOf), read without parsing it:
+ * `{"channel":"<name>","offset":<n>,...`; channel names never hold a quote. Falls back to
+ * JSON.parse for any other shape.
+ */
+export function envelopeOffset(envelope: string): number {
+  const at = envelope.indexOf('","offset":')
+  if (at > 0) {
+    let n = 0
+    let i = at + 11
+    for (; i < envelope.length; i++) {
+      const c = envelope.charCodeAt(i) - 48
+      if (c < 0 || c > 9) break
+      n = n * 10 + c
+    }
+    if (i > at + 11 && envelope.charCodeAt(i) === 44) return n
+  }
+  return (JSON.parse(envelope) as { offset: number }).offset
+}

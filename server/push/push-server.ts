@@ -12,13 +12,14 @@ import type { PushConfig } from '../config/messaging.js'
 import { Publisher } from '../bridge/publisher.js'
 import { isReserved, type Envelope } from '../bridge/wire.js'
 import { BridgeFeed } from './bridge-feed.js'
-import { closeCodes, isPrivate, messageFrame, parseClientMessage, type ClientMessage } from './protocol.js'
+import { FrameWriter, textFrame, type OutFrame } from './fanout.js'
+import { closeCodes, envelopeOffset, isPrivate, messageFrame, parseClientMessage, type ClientMessage } from './protocol.js'
 import { ConnectionRateLimit } from './rate-limit.js'
 import { verifyPushToken } from './tokens.js'
 
 interface Subscription {
   /** Live messages wait here while the history of a resume is being sent. */
-  buffer: { offset: number; frame: Buffer }[] | null
+  buffer: { offset: number; frame: OutFrame }[] | null
   lastSent: number
   /** A private channel's token expiry (ms since epoch): nothing is delivered past it. */
   expiresAt: number | null
@@ -33,6 +34,8 @@ interface Conn {
 }
 
 const HEARTBEAT = '$sys:heartbeat'
+/** Framed messages kept for resumes, all channels together (the bridge keeps 1,000 per channel by default). */
+const RECENT_FRAMES = 4096
 
 export class PushServer {
   private readonly http: Server
@@ -40,6 +43,9 @@ export class PushServer {
   private readonly feed: BridgeFeed
   private readonly publisher: Publisher
   private readonly conns = new Set<Conn>()
+  private readonly writer = new FrameWriter()
+  /** Recently framed messages (envelope text -> frame), so a resume storm frames each history message once, not once per client. */
+  private readonly recent = new Map<string, OutFrame>()
   private readonly channels = new Map<string, Set<Conn>>()
   private limiter: ConnectionRateLimit
   private nextId = 0
@@ -189,7 +195,7 @@ export class PushServer {
   private async onClientMessage(conn: Conn, m: ClientMessage): Promise<void> {
     if (m.type === 'unsubscribe') {
       this.unsubscribe(conn, m.channel)
-      this.send(conn, Buffer.from(JSON.stringify({ type: 'unsubscribed', channel: m.channel })))
+      this.send(conn, jsonFrame({ type: 'unsubscribed', channel: m.channel }))
       return
     }
     if (isReserved(m.channel)) return this.cut(conn, closeCodes.FORBIDDEN, `channel ${m.channel} is reserved`)
@@ -238,16 +244,18 @@ export class PushServer {
           reply.reason = epochChanged ? 'epoch-changed' : 'history-trimmed'
         }
       }
-      this.send(conn, Buffer.from(JSON.stringify(reply)))
+      this.send(conn, jsonFrame(reply))
       sub.lastSent = reply.offset as number
       for (const text of history) {
-        const offset = (JSON.parse(text) as Envelope).offset
+        const offset = envelopeOffset(text)
         if (offset <= sub.lastSent) continue
         sub.lastSent = offset
-        this.send(conn, messageFrame(text))
+        this.send(conn, this.framed(text))
       }
       const waiting = sub.buffer ?? []
       sub.buffer = null
+      // A resume's replay counts towards the feed's slice: a storm of them yields to /healthz too.
+      this.feed.addWork(1 + history.length + waiting.length)
       for (const w of waiting) {
         if (w.offset <= sub.lastSent) continue
         sub.lastSent = w.offset
@@ -272,7 +280,7 @@ export class PushServer {
     }
     const set = this.channels.get(channel)
     if (set === undefined) return 0
-    const frame = messageFrame(text)
+    const frame = this.framed(text)
     let delivered = 0
     const now = Date.now()
     for (const conn of set) {
@@ -298,7 +306,7 @@ export class PushServer {
   private onReset(channel: string, epoch: string, offset: number, reason: string): void {
     const set = this.channels.get(channel)
     if (set === undefined) return
-    const frame = Buffer.from(JSON.stringify({ type: 'reset', channel, epoch, offset, reason }))
+    const frame = jsonFrame({ type: 'reset', channel, epoch, offset, reason })
     for (const conn of set) {
       const sub = conn.subs.get(channel)
       if (sub !== undefined) sub.lastSent = offset
@@ -306,7 +314,19 @@ export class PushServer {
     }
   }
 
-  private send(conn: Conn, frame: Buffer): void {
+  /** The framed message for an envelope, made once and kept for the next RECENT_FRAMES messages (any channel). */
+  private framed(text: string): OutFrame {
+    const key = text
+    let frame = this.recent.get(key)
+    if (frame === undefined) {
+      frame = textFrame(messageFrame(text))
+      if (this.recent.size >= RECENT_FRAMES) this.recent.delete(this.recent.keys().next().value!)
+      this.recent.set(key, frame)
+    }
+    return frame
+  }
+
+  private send(conn: Conn, frame: OutFrame): void {
     if (conn.closed) return
     if (conn.ws.bufferedAmount > this.config.maxBufferBytes) {
       this.counters.slowConsumers++
@@ -315,7 +335,7 @@ export class PushServer {
       return
     }
     this.counters.delivered++
-    conn.ws.send(frame, { binary: false })
+    this.writer.write(conn.ws, frame)
   }
 
   /** Closes with a code and reason; terminates if the peer does not complete the close. */
@@ -342,7 +362,7 @@ export class PushServer {
     if (sub === undefined) return
     this.unsubscribe(conn, channel)
     this.counters.expired++
-    this.send(conn, Buffer.from(JSON.stringify({ type: 'unsubscribed', channel, reason: 'token-expired', offset: sub.lastSent })))
+    this.send(conn, jsonFrame({ type: 'unsubscribed', channel, reason: 'token-expired', offset: sub.lastSent }))
   }
 
   /** Every second: private subscriptions whose token expired end even on a quiet channel. */
@@ -390,6 +410,10 @@ export class PushServer {
     })()
     return this.closing
   }
+}
+
+function jsonFrame(value: unknown): OutFrame {
+  return textFrame(Buffer.from(JSON.stringify(value)))
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
