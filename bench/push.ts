@@ -276,6 +276,9 @@ async function startForkyard(dir: string): Promise<Target> {
     FORKYARD_PUSH_BIND: `127.0.0.1:${port}`,
     // Every client comes from 127.0.0.1: the default per-address limit (20/s) would refuse most.
     FORKYARD_PUSH_CONN_RATE: '100000',
+    // The bench counts every message delivered, however late: the lag cut (which would close
+    // clients at saturation, test/integration/push-overload.test.ts) is off.
+    FORKYARD_PUSH_MAX_LAG: '0',
   })
   const bridgeLog = join(dir, 'bridge.log')
   const pushLog = join(dir, 'push.log')

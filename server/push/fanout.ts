@@ -45,7 +45,16 @@ export function textFrame(payload: Buffer): OutFrame {
   return { payload, wire }
 }
 
-/** The parts of a ws 8 WebSocket this module relies on (checked in test/unit/push-fanout.test.ts). */
+/**
+ * Bytes of this connection already handed to the kernel (or in flight to it): with the bytes
+ * queued at some moment, it tells whether what was queued then has left yet. Null when unknown.
+ */
+export function dispatchedBytes(ws: WebSocket): number | null {
+  const socket = (ws as unknown as WsInternals)._socket as (Socket & { _bytesDispatched?: number }) | null
+  return typeof socket?._bytesDispatched === 'number' ? socket._bytesDispatched : null
+}
+
+/** The parts of a ws 8 WebSocket (and Node's net.Socket) this module relies on (checked in test/unit/push-fanout.test.ts). */
 interface WsInternals {
   readyState: number
   extensions: string

@@ -12,7 +12,7 @@ import type { PushConfig } from '../config/messaging.js'
 import { Publisher } from '../bridge/publisher.js'
 import { isReserved, type Envelope } from '../bridge/wire.js'
 import { BridgeFeed } from './bridge-feed.js'
-import { FrameWriter, textFrame, type OutFrame } from './fanout.js'
+import { FrameWriter, dispatchedBytes, textFrame, type OutFrame } from './fanout.js'
 import { closeCodes, envelopeOffset, isPrivate, messageFrame, parseClientMessage, type ClientMessage } from './protocol.js'
 import { ConnectionRateLimit } from './rate-limit.js'
 import { verifyPushToken } from './tokens.js'
@@ -31,9 +31,14 @@ interface Conn {
   subs: Map<string, Subscription>
   alive: boolean
   closed: boolean
+  /** When a send-buffer backlog was seen (0 = none), and the byte count that has to leave for it to be gone. */
+  markAt: number
+  markBytes: number
 }
 
 const HEARTBEAT = '$sys:heartbeat'
+/** Unsent bytes per connection above which how long they wait is watched (FORKYARD_PUSH_MAX_LAG). */
+const LAG_WATCH_BYTES = 32 * 1024
 /** Framed messages kept for resumes, all channels together (the bridge keeps 1,000 per channel by default). */
 const RECENT_FRAMES = 4096
 
@@ -54,7 +59,7 @@ export class PushServer {
   private lastHeartbeat = 0
   private heartbeatLagMs: number | null = null
   private closing: Promise<void> | null = null
-  readonly counters = { connections: 0, rejectedRate: 0, rejectedOrigin: 0, delivered: 0, slowConsumers: 0, badMessages: 0, unauthorized: 0, expired: 0, resumes: 0, recovered: 0, notRecovered: 0, deadPeers: 0 }
+  readonly counters = { connections: 0, rejectedRate: 0, rejectedOrigin: 0, delivered: 0, slowConsumers: 0, lagging: 0, badMessages: 0, unauthorized: 0, expired: 0, resumes: 0, recovered: 0, notRecovered: 0, deadPeers: 0 }
 
   constructor(
     private config: Readonly<PushConfig>,
@@ -170,7 +175,7 @@ export class PushServer {
   }
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
-    const conn: Conn = { id: (++this.nextId).toString(36), ws, subs: new Map(), alive: true, closed: false }
+    const conn: Conn = { id: (++this.nextId).toString(36), ws, subs: new Map(), alive: true, closed: false, markAt: 0, markBytes: 0 }
     this.conns.add(conn)
     this.counters.connections++
     const reqId = req.headers['x-request-id']
@@ -244,13 +249,13 @@ export class PushServer {
           reply.reason = epochChanged ? 'epoch-changed' : 'history-trimmed'
         }
       }
-      this.send(conn, jsonFrame(reply))
+      if (!this.send(conn, jsonFrame(reply))) return
       sub.lastSent = reply.offset as number
       for (const text of history) {
         const offset = envelopeOffset(text)
         if (offset <= sub.lastSent) continue
+        if (!this.send(conn, this.framed(text))) return
         sub.lastSent = offset
-        this.send(conn, this.framed(text))
       }
       const waiting = sub.buffer ?? []
       sub.buffer = null
@@ -258,8 +263,8 @@ export class PushServer {
       this.feed.addWork(1 + history.length + waiting.length)
       for (const w of waiting) {
         if (w.offset <= sub.lastSent) continue
+        if (!this.send(conn, w.frame)) return
         sub.lastSent = w.offset
-        this.send(conn, w.frame)
       }
     } catch (err) {
       this.log.warn({ err, conn: conn.id, channel: m.channel }, 'subscribe failed: bridge unavailable')
@@ -283,6 +288,8 @@ export class PushServer {
     const frame = this.framed(text)
     let delivered = 0
     const now = Date.now()
+    // The push process itself is behind (its queue from the bridge): subscribers would get old news.
+    const stale = this.config.maxLagMs > 0 && now - env.ts > this.config.maxLagMs
     for (const conn of set) {
       const sub = conn.subs.get(channel)
       if (sub === undefined) continue
@@ -295,8 +302,12 @@ export class PushServer {
         continue
       }
       if (offset <= sub.lastSent) continue
+      if (stale) {
+        this.cutLagging(conn, now - env.ts, 'push')
+        continue
+      }
+      if (!this.send(conn, frame, now)) continue
       sub.lastSent = offset
-      this.send(conn, frame)
       delivered++
     }
     if (env.reqId !== undefined) this.log.info({ reqId: env.reqId, channel, offset, clients: delivered }, 'delivered')
@@ -326,16 +337,60 @@ export class PushServer {
     return frame
   }
 
-  private send(conn: Conn, frame: OutFrame): void {
-    if (conn.closed) return
-    if (conn.ws.bufferedAmount > this.config.maxBufferBytes) {
+  /** Sends one frame; false when the connection is closed or was just cut (slow or lagging). */
+  private send(conn: Conn, frame: OutFrame, now = Date.now()): boolean {
+    if (conn.closed) return false
+    const buffered = conn.ws.bufferedAmount
+    if (buffered > this.config.maxBufferBytes) {
       this.counters.slowConsumers++
-      this.log.warn({ conn: conn.id, bufferedBytes: conn.ws.bufferedAmount, limitBytes: this.config.maxBufferBytes }, 'slow consumer disconnected')
+      this.log.warn({ conn: conn.id, bufferedBytes: buffered, limitBytes: this.config.maxBufferBytes }, 'slow consumer disconnected')
       this.cut(conn, closeCodes.SLOW_CONSUMER, 'slow consumer: too much data waiting to be sent')
-      return
+      return false
+    }
+    if (buffered <= LAG_WATCH_BYTES) conn.markAt = 0
+    else if (this.config.maxLagMs > 0) {
+      const lag = this.backlogAge(conn, buffered, now)
+      if (lag > this.config.maxLagMs) {
+        this.cutLagging(conn, lag, 'socket')
+        return false
+      }
     }
     this.counters.delivered++
     this.writer.write(conn.ws, frame)
+    return true
+  }
+
+  /**
+   * How long the oldest of this connection's unsent bytes has waited, to the precision of the
+   * marks: a mark notes the time and how many bytes must leave for everything queued by then to
+   * be gone; once they have, the next send sets a new mark.
+   */
+  private backlogAge(conn: Conn, buffered: number, now: number): number {
+    const sent = dispatchedBytes(conn.ws)
+    if (sent === null) return 0
+    if (conn.markAt !== 0 && sent >= conn.markBytes) conn.markAt = 0
+    if (conn.markAt === 0) {
+      conn.markAt = now
+      conn.markBytes = sent + buffered
+      return 0
+    }
+    return now - conn.markAt
+  }
+
+  /**
+   * A client more than FORKYARD_PUSH_MAX_LAG behind: each of its channels gets a "reset" naming the
+   * last offset sent to it, and the connection closes with 4429; the client resumes from there
+   * (or reloads) instead of being fed ever older messages.
+   */
+  private cutLagging(conn: Conn, lagMs: number, where: 'push' | 'socket'): void {
+    if (conn.closed) return
+    this.counters.lagging++
+    const epoch = this.feed.epoch ?? ''
+    for (const [channel, sub] of conn.subs) {
+      this.writer.write(conn.ws, jsonFrame({ type: 'reset', channel, epoch, offset: sub.lastSent, reason: 'lagging' }))
+    }
+    this.log.warn({ conn: conn.id, lagMs, where, limitMs: this.config.maxLagMs }, 'lagging client cut: it resumes from its last offset')
+    this.cut(conn, closeCodes.LAGGING, `lagging: messages waited more than ${this.config.maxLagMs} ms`)
   }
 
   /** Closes with a code and reason; terminates if the peer does not complete the close. */

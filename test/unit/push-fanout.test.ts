@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
 import * as wsModule from 'ws'
 import WebSocket, { WebSocketServer } from 'ws'
-import { FrameWriter, textFrame } from '../../server/push/fanout.js'
+import { FrameWriter, dispatchedBytes, textFrame } from '../../server/push/fanout.js'
 import { envelopeOffset } from '../../server/push/protocol.js'
 import { envelopeOf } from '../../server/bridge/wire.js'
 
@@ -41,6 +41,8 @@ test('FrameWriter writes one framed buffer to many clients, batched per turn, an
   // The internals the fast path relies on (ws 8): a change of ws shows here first.
   const inner = server[0] as unknown as { _socket: unknown; _sender: { _state: number; _queue: unknown[] } }
   assert.ok(inner._socket !== null && inner._sender._state === 0 && Array.isArray(inner._sender._queue))
+  // And of Node's net.Socket, for FORKYARD_PUSH_MAX_LAG's backlog age.
+  assert.equal(typeof dispatchedBytes(server[0]!), 'number')
   const writer = new FrameWriter()
   const frames = ['{"n":1}', '{"n":2}', '{"n":3}'].map((s) => textFrame(Buffer.from(s)))
   for (const f of frames) for (const ws of server) writer.write(ws, f)
