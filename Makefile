@@ -17,7 +17,7 @@ CONNECTIONS ?= 64
 UNIT_TESTS        := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench serve dev clean up down logs reload status
+.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-push serve dev clean up down logs reload status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,10 @@ test-container: build ## the stack in its container end to end (installs Docker 
 
 bench: build ## forkyard vs bare node:cluster vs one process, as ratios (needs wrk)
 	$(NODE) --import tsx bench/http.ts --duration $(DURATION) --connections $(CONNECTIONS)
+
+bench-push: build ## push through nginx: forkyard vs one ws process (fan-out, /healthz), then memory per idle connection
+	$(NODE) --import tsx bench/push.ts
+	$(NODE) --import tsx bench/push-memory.ts
 
 serve: build ## run the prefork server in the foreground on $(APP)
 	$(NODE) dist/bin/forkyard.js serve $(APP)
