@@ -261,9 +261,9 @@ export async function startSingle(dir: string, o: TargetOptions): Promise<Target
 }
 
 /** Polls `urls` from another process until the returned function is called; null when there are none. */
-export function watchHealth(urls: string[]): (() => Promise<Health>) | null {
+export function watchHealth(urls: string[], env: NodeJS.ProcessEnv = process.env): (() => Promise<Health>) | null {
   if (urls.length === 0) return null
-  const child = spawn(process.execPath, [POLLER, ...urls], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [POLLER, ...urls], { stdio: ['pipe', 'pipe', 'inherit'], env })
   let out = ''
   child.stdout.on('data', (d: Buffer) => (out += d.toString()))
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))

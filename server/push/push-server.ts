@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import type { PushConfig } from '../config/messaging.js'
@@ -39,6 +40,9 @@ interface Conn {
 const HEARTBEAT = '$sys:heartbeat'
 /** Unsent bytes per connection above which how long they wait is watched (FORKYARD_PUSH_MAX_LAG). */
 const LAG_WATCH_BYTES = 32 * 1024
+const LISTEN_BACKLOG = 4096
+/** WebSocket handshakes done per event-loop turn, at most this long. */
+const UPGRADE_SLICE_MS = 5
 /** Framed messages kept for resumes, all channels together (the bridge keeps 1,000 per channel by default). */
 const RECENT_FRAMES = 4096
 
@@ -59,6 +63,9 @@ export class PushServer {
   private lastHeartbeat = 0
   private heartbeatLagMs: number | null = null
   private closing: Promise<void> | null = null
+  /** How late the event loop ran (the stall /healthz would see), since start and since the last /readyz. */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 })
+  private loopDelayMaxMs = 0
   private bridgeStats: Record<string, unknown> = {}
   private bridgeStatsAt = 0
   readonly counters = { connections: 0, rejectedRate: 0, rejectedOrigin: 0, delivered: 0, slowConsumers: 0, lagging: 0, badMessages: 0, unauthorized: 0, expired: 0, resumes: 0, recovered: 0, notRecovered: 0, deadPeers: 0 }
@@ -80,11 +87,15 @@ export class PushServer {
   }
 
   async listen(): Promise<number> {
+    this.loopDelay.enable()
     this.feed.start()
     const [host, port] = this.config.bind.split(':')
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject)
-      this.http.listen({ host, port: Number(port) }, () => resolve())
+      // A backlog for a reconnect storm: with Node's default (511) 1,000 clients reconnecting at
+      // once overflow it, and every connection past it - a health check's too - waits for a SYN
+      // retransmit (1 s, then 3 s). The kernel caps it at net.core.somaxconn.
+      this.http.listen({ host, port: Number(port), backlog: LISTEN_BACKLOG }, () => resolve())
     })
     this.heartbeatTimer = setInterval(() => {
       this.beat()
@@ -146,7 +157,11 @@ export class PushServer {
       // The bridge's counters as of the last second (refreshed with the heartbeat): /readyz answers
       // from this process alone, without a round trip that queues behind a busy bridge.
       const bridge = { ...this.bridgeStats, statsMsAgo: this.bridgeStatsAt === 0 ? null : Date.now() - this.bridgeStatsAt }
-      return json(res, r.ready ? 200 : 503, { ...r, connections: this.conns.size, channels: this.channels.size, counters: this.counters, feed: this.feed.counters, publisher: this.publisher.stats, writer: this.writer.counters, bridge })
+      const sinceLast = this.loopDelay.max / 1e6
+      this.loopDelayMaxMs = Math.max(this.loopDelayMaxMs, sinceLast)
+      const eventLoop = { delayMaxMs: Math.round(this.loopDelayMaxMs), delayMaxSinceLastMs: Math.round(sinceLast), delayP99SinceLastMs: Math.round(this.loopDelay.percentile(99) / 1e6) }
+      this.loopDelay.reset()
+      return json(res, r.ready ? 200 : 503, { ...r, connections: this.conns.size, channels: this.channels.size, counters: this.counters, feed: this.feed.counters, publisher: this.publisher.stats, writer: this.writer.counters, eventLoop, bridge })
     }
     return json(res, 404, { error: 'not found: WebSocket connections go to /ws' })
   }
@@ -168,7 +183,24 @@ export class PushServer {
       this.counters.rejectedRate++
       return refuse(429, 'Too Many Requests')
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req))
+    // Handshakes are done in slices too: 1,000 clients reconnecting at once are 1,000 upgrades
+    // in one poll phase, a stall of its own (measured: ~190 ms) if all were done there.
+    this.upgrades.push({ req, socket, head })
+    if (this.upgrades.length === 1) setImmediate(this.drainUpgrades)
+  }
+
+  private readonly upgrades: { req: IncomingMessage; socket: Duplex; head: Buffer }[] = []
+  private readonly drainUpgrades = (): void => {
+    const started = performance.now()
+    let done = 0
+    while (done < this.upgrades.length && performance.now() - started < UPGRADE_SLICE_MS) {
+      const { req, socket, head } = this.upgrades[done++]!
+      if (socket.destroyed) continue
+      if (this.closing !== null) socket.destroy()
+      else this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req))
+    }
+    this.upgrades.splice(0, done)
+    if (this.upgrades.length > 0) setImmediate(this.drainUpgrades)
   }
 
   private originAllowed(req: IncomingMessage): boolean {
@@ -342,7 +374,9 @@ export class PushServer {
     let frame = this.recent.get(key)
     if (frame === undefined) {
       frame = textFrame(messageFrame(text))
-      if (this.recent.size >= RECENT_FRAMES) this.recent.delete(this.recent.keys().next().value!)
+      // Cleared whole when full: deleting the oldest key one at a time leaves a run of deleted
+      // slots that every keys().next() walks over (measured: a third of a second in a resume storm).
+      if (this.recent.size >= RECENT_FRAMES) this.recent.clear()
       this.recent.set(key, frame)
     }
     return frame
@@ -467,6 +501,7 @@ export class PushServer {
     this.closing = (async () => {
       if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer)
       if (this.pingTimer !== null) clearInterval(this.pingTimer)
+      this.loopDelay.disable()
       for (const conn of [...this.conns]) this.cut(conn, closeCodes.GOING_AWAY, 'push process stopping: reconnect')
       await new Promise<void>((resolve) => this.http.close(() => resolve()))
       this.wss.close()

@@ -78,6 +78,9 @@ const POLLER = `
 let stop = false
 process.stdin.on('end', () => (stop = true)).resume()
 const times = []
+// The first fetch loads fetch's implementation (hundreds of ms on a busy machine): not counted.
+await (await fetch(process.argv[1])).text()
+console.log('warm')
 for (let i = 0; !stop && i < 6000; i++) {
   const t0 = performance.now()
   try { await (await fetch(process.argv[1], { signal: AbortSignal.timeout(5000) })).text(); times.push(performance.now() - t0) } catch { times.push(5000) }
@@ -106,7 +109,7 @@ test('a resume storm is replayed in slices: /healthz answers throughout', async 
   let out = ''
   poller.stdout.on('data', (d: Buffer) => (out += d.toString()))
   const exited = new Promise((resolve) => poller.on('exit', resolve))
-  await new Promise((r) => setTimeout(r, 200))
+  await until('poller warm', () => out.includes('warm'), 10_000)
   // Every client resumes from offset 0: 300 x 1,000 history messages to send (plus "subscribed").
   for (const ws of sockets) ws.send(JSON.stringify({ type: 'subscribe', channel: 'storm', offset: 0 }))
   try {
@@ -115,11 +118,13 @@ test('a resume storm is replayed in slices: /healthz answers throughout', async 
     poller.stdin.end()
     await exited
   }
-  const health = JSON.parse(out) as number[]
-  const ready = (await (await fetch(`http://127.0.0.1:${stack.pushPort}/readyz`)).json()) as { feed: { yields: number } }
+  const health = JSON.parse(out.trim().split('\n').at(-1)!) as number[]
+  const ready = (await (await fetch(`http://127.0.0.1:${stack.pushPort}/readyz`)).json()) as { feed: { yields: number }; eventLoop: { delayMaxMs: number } }
   assert.ok(ready.feed.yields > 0, 'the replay gave turns back to the event loop')
   const slowest = Math.max(...health)
-  t.diagnostic(`slowest /healthz during the storm: ${slowest.toFixed(1)} ms over ${health.length} polls, ${ready.feed.yields} yields`)
-  // 100 ms is the goal (bench); shared CI cores get some slack.
-  assert.ok(health.length > 5 && slowest < 300, `slowest /healthz during the storm: ${slowest.toFixed(0)} ms (${health.length} polls)`)
+  t.diagnostic(`slowest /healthz during the storm: ${slowest.toFixed(1)} ms over ${health.length} polls, ${ready.feed.yields} yields; push event loop at most ${ready.eventLoop.delayMaxMs} ms late`)
+  // 100 ms is the goal (bench/push-storm.ts); here, on cores shared with the 300 clients, the
+  // bridge and whatever else runs, the bound is loose: unsliced, this replay stalled for seconds.
+  assert.ok(health.length > 5 && slowest < 1000, `slowest /healthz during the storm: ${slowest.toFixed(0)} ms (${health.length} polls)`)
+  assert.ok(ready.eventLoop.delayMaxMs < 500, `the push process's event loop was ${ready.eventLoop.delayMaxMs} ms late`)
 })
