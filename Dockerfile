@@ -74,6 +74,7 @@
 #   FORKYARD_PUSH_CONN_RATE=20
 #   FORKYARD_PUSH_PING_INTERVAL=30s
 #   FORKYARD_PUSH_HEARTBEAT_STALE=5s
+#   FORKYARD_PUSH_MAX_LAG=5s
 
 # --- builder: every dependency, then the TypeScript build -------------------------------------
 FROM node:24-bookworm-slim AS builder

@@ -17,7 +17,7 @@ CONNECTIONS ?= 64
 UNIT_TESTS        := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench serve dev clean up down logs reload status
+.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-http bench-push serve dev clean up down logs reload status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -60,9 +60,14 @@ test-integration: build test-deps ## integration tests: real processes, signals 
 test-container: build ## the stack in its container end to end (installs Docker and starts dockerd if missing)
 	NODE=$(NODE) test/container/run.sh
 
-bench: build ## HTTP and push through nginx, forkyard vs the anchors in one run, as ratios (needs wrk)
+bench: bench-http bench-push ## both benches, through nginx, forkyard beside its anchors, as ratios (needs wrk)
+
+bench-http: build ## HTTP through nginx: bare node:cluster, forkyard serve, the stack as shipped; a reload under POST load
 	$(NODE) --import tsx bench/http.ts --duration $(DURATION) --connections $(CONNECTIONS)
-	$(NODE) --import tsx bench/push.ts
+
+bench-push: build ## push through nginx: forkyard vs one ws process (fan-out, /healthz), then memory per idle connection
+	$(NODE) --import tsx bench/push.ts --clients 1000 --messages 100 --rate 10 --max-messages 300 --rounds 3
+	$(NODE) --import tsx bench/push-memory.ts
 
 serve: build ## run the prefork server in the foreground on $(APP)
 	$(NODE) dist/bin/forkyard.js serve $(APP)

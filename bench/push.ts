@@ -5,6 +5,15 @@
  *   node --import tsx bench/push.ts [--clients 1000] [--messages 2000] [--rate 500]
  *       [--max-messages 500] [--window 1000] [--rounds 3]
  *       [--only forkyard,single] [--variants rate,max]     (subsets, for a quicker look)
+ *       [--direct]                                         (clients straight to the servers)
+ *   (on a shared machine: flock /tmp/forkyard-bench.lock node --import tsx bench/push.ts ...)
+ *
+ * Both servers sit behind the same nginx, the kit's template (nginx/nginx.conf.template, rendered
+ * by server/stack/nginx.ts) with its /ws location; nginx's CPU is reported with each. The code is
+ * split: lib/push-targets.ts starts the servers (and nginx), lib/push-fleet.ts holds the clients,
+ * lib/push-cpu.ts the CPU accounting. During forkyard's runs /healthz and /readyz of the push
+ * process are polled every 50 ms from another process (bench/push-health-poller.mjs): the goal is
+ * an answer within 100 ms even at overload.
  *
  * C WebSocket clients, all in this process, subscribe to one channel; M messages {t, s, i} are then
  * generated at R per second: s is when message i was due on a fixed schedule, t the sender's wall
@@ -51,32 +60,18 @@
  *
  * Prints a table and the ratios forkyard / single, and writes bench/results/push-<date>.json.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import WebSocket from 'ws'
-import { freePort, hasExited, httpOk, positiveInt, run, sleep, startLogged, stop, stopAll, waitUntil, type Proc } from './lib/proc.js'
+import { cpuSince, cpuSnapshot, waitForIdle } from './lib/push-cpu.js'
+import { CONNECT_BATCH, Fleet, QUIET_MS, wallMs, type FleetSummary } from './lib/push-fleet.js'
+import { startForkyard, startSingle, watchHealth, type Health, type Readiness, type System, type Target, type TargetOptions } from './lib/push-targets.js'
+import { positiveInt, sleep, stopAll } from './lib/proc.js'
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url))
-const FORKYARD = here('../dist/bin/forkyard.js')
-const PUBLISHER = here('push-publisher.mjs')
-const SINGLE = here('ws-single.mjs')
 const CHANNEL = 'bench'
-// Connections opened at once; the next batch starts when the whole batch is open.
-const CONNECT_BATCH = 100
-// After the last delivery, how long nothing new must arrive before the run is declared over.
-const QUIET_MS = 3000
-// /proc/<pid>/stat counts CPU time in clock ticks: USER_HZ, 100 on every Linux Node supports.
-const TICK_MS = 10
-// The push process's /readyz is polled this often during a run: its readiness is its heartbeat
-// coming back through the bridge, in the same queue as the messages.
-const READY_POLL_MS = 1000
-const READY_TIMEOUT_MS = 3000
-// Before each run, wait up to IDLE_WAIT_MS for the machine to be idle.
-const IDLE_BUSY_PERCENT = 20
-const IDLE_WAIT_MS = 120_000
 // Other programs' CPU during a run above which the report warns. A rough check: the machine's
 // counters are sampled at each tick while per-process times are exact, and the two were seen to
 // differ by up to ~20% of a core on a quiet machine; another program at work shows well above.
@@ -95,6 +90,8 @@ const { values } = parseArgs({
     // For a quicker look at one side or one variant: comma-separated subsets.
     only: { type: 'string', default: 'forkyard,single' },
     variants: { type: 'string', default: 'rate,max' },
+    // Clients straight to each server, without nginx in front.
+    direct: { type: 'boolean', default: false },
   },
 })
 
@@ -113,20 +110,13 @@ const settings = {
   rounds: positiveInt('rounds', values.rounds),
   systems: subset('only', values.only, ['forkyard', 'single'] as const),
   variants: subset('variants', values.variants, ['rate', 'max'] as const),
+  nginx: !values.direct,
 }
 
-type System = 'forkyard' | 'single'
+
 type Variant = 'rate' | 'max'
 
-interface Latency {
-  p50: number
-  p99: number
-  max: number
-  min: number
-  mean: number
-}
-
-interface RunResult {
+interface RunResult extends FleetSummary {
   system: System
   variant: Variant
   round: number
@@ -134,24 +124,8 @@ interface RunResult {
   messages: number
   /** Messages per second asked for; 0 = unlimited. */
   rate: number
-  expected: number
-  delivered: number
-  missing: number
-  duplicates: number
-  outOfOrder: number
-  /** Frames other than the subscription's messages (a "reset" would be one): expected 0. */
-  otherFrames: number
-  /** Clients whose connection closed during the run: expected 0. */
-  closedEarly: number
-  latencyMs: Latency | null
-  /** Receive - when the message was due (s): includes the time the generator fell behind its
-   * schedule, which latencyMs cannot see (coordinated omission). Null at unlimited rate. */
-  scheduleLatencyMs: Latency | null
   /** How much later than scheduled the generator sent its last message (rate variant). */
   generatorLagMs: number | null
-  deliveredPerSec: number | null
-  /** First to last receive. */
-  receiveSpanMs: number | null
   /** How long the generator took to send (or, for forkyard, have acknowledged) every message. */
   sendMs: number
   failedPublishes: number
@@ -163,429 +137,27 @@ interface RunResult {
   otherCpuMs: number | null
   /** /readyz polled every READY_POLL_MS during the run (forkyard only). */
   readiness: Readiness | null
+  /** /healthz and /readyz of the push process polled every 50 ms from another process (forkyard only). */
+  health: Health | null
   /** The push process's /readyz counters after the run (forkyard only). */
   server: Record<string, unknown> | null
 }
 
-interface Generated {
-  sendMs: number
-  failed: number
-  /** CPU time of processes started for the run and gone by its end (the publisher), by name. */
-  cpuMs: Record<string, number>
-  /** Their whole CPU time, start-up included (for otherCpuPercent). */
-  cpuTotalMs: number
-}
-
-/** What /readyz of the push process said during a run. */
-interface Readiness {
-  polls: number
-  /** Answers other than 200. */
-  notReady: number
-  /** No answer within READY_TIMEOUT_MS (this process, busy with the clients, may be the slow one). */
-  unanswered: number
-  /** The largest heartbeatLagMs seen: how long its own heartbeat took through the bridge. */
-  maxHeartbeatLagMs: number | null
-}
-
-/** What a server under test offers the bench. */
-interface Target {
-  system: System
-  url: string
-  /** Long-running processes whose CPU time is measured, by name. */
-  pids: Record<string, number>
-  /** Sends the messages; resolves when the generator is done. */
-  generate: (count: number, rate: number) => Promise<Generated>
-  counters: () => Promise<Record<string, unknown> | null>
-  /** Starts polling the server's readiness during a run (forkyard only); the returned function stops it. */
-  watchReadiness: (() => () => Promise<Readiness>) | null
-  stop: () => Promise<void>
-}
-
-function wallMs(): number {
-  return performance.timeOrigin + performance.now()
-}
-
-/** The parent's environment without anything that would change how a process under test runs. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('FORKYARD_') && k !== 'NODE_OPTIONS') env[k] = v
-  }
-  return { ...env, ...extra }
-}
-
-function cpuMsOf(pid: number): number | null {
-  try {
-    // Fields after the ")" closing the command name: state is the first, utime the 12th, stime the 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS
-  } catch {
-    return null
-  }
-}
-
-/**
- * CPU time the machine spent busy, from the first line of /proc/stat: user, nice, system, irq and
- * softirq. The interrupt columns count because without CONFIG_IRQ_TIME_ACCOUNTING (as on the
- * machine this was written on) the loopback traffic's softirq ticks are also charged to the
- * process that was running; with it, they are charged to no process and show up as "other".
- */
-function machineBusyMs(): number | null {
-  try {
-    const [, user, nice, system, , , irq, softirq] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').split(/\s+/).map(Number)
-    const busy = [user, nice, system, irq, softirq].reduce<number>((a, b) => a + (b ?? NaN), 0)
-    return Number.isFinite(busy) ? busy * TICK_MS : null
-  } catch {
-    return null
-  }
-}
-
-/**
- * Waits, up to IDLE_WAIT_MS, until the machine is idle (less than IDLE_BUSY_PERCENT of a core busy
- * over a second): on a shared machine another program's load would disturb the run.
- */
-async function waitForIdle(): Promise<void> {
-  const deadline = Date.now() + IDLE_WAIT_MS
-  let said = false
-  while (Date.now() < deadline) {
-    const before = machineBusyMs()
-    await sleep(1000)
-    const after = machineBusyMs()
-    if (before === null || after === null || (after - before) / 10 < IDLE_BUSY_PERCENT) return
-    if (!said) process.stderr.write(`  waiting for the machine to be idle (${Math.round((after - before) / 10)}% of a core busy)\n`)
-    said = true
-  }
-  process.stderr.write('  the machine stayed busy: measuring anyway\n')
-}
-
-async function waitLog(proc: Proc, log: string, text: string): Promise<void> {
-  await waitUntil(`${JSON.stringify(text)} in ${log}`, 100, 100, () => {
-    if (hasExited(proc)) throw new Error(`The process exited during startup; see ${log}`)
-    return readFileSync(log, 'utf8').includes(text)
-  })
-}
-
-async function startForkyard(dir: string): Promise<Target> {
-  const port = await freePort()
-  // An empty env file, so a developer's ./.env cannot change the settings under test.
-  const envFile = join(dir, 'empty.env')
-  writeFileSync(envFile, '')
-  const env = cleanEnv({
-    FORKYARD_RUN_DIR: join(dir, 'run'),
-    FORKYARD_PUSH_BIND: `127.0.0.1:${port}`,
-    // Every client comes from 127.0.0.1: the default per-address limit (20/s) would refuse most.
-    FORKYARD_PUSH_CONN_RATE: '100000',
-  })
-  const bridgeLog = join(dir, 'bridge.log')
-  const pushLog = join(dir, 'push.log')
-  const bridge = startLogged(process.execPath, [FORKYARD, 'bridge', '--env-file', envFile], env, bridgeLog)
-  let push: Proc | null = null
-  const stopBoth = async (): Promise<void> => {
-    if (push !== null) await stop(push)
-    await stop(bridge)
-  }
-  try {
-    await waitLog(bridge, bridgeLog, '"bridge listening"')
-    push = startLogged(process.execPath, [FORKYARD, 'push', '--env-file', envFile], env, pushLog)
-    const pushProc = push
-    await waitLog(pushProc, pushLog, '"push listening"')
-    // Ready = its own heartbeat came back through the bridge: the whole path works.
-    await waitUntil('push /readyz', 100, 100, () => {
-      if (hasExited(pushProc)) throw new Error(`The push process exited during startup; see ${pushLog}`)
-      return httpOk(`http://127.0.0.1:${port}/readyz`)
-    })
-  } catch (err) {
-    await stopBoth()
-    throw err
-  }
-  return {
-    system: 'forkyard',
-    url: `ws://127.0.0.1:${port}/ws`,
-    pids: { push: push.pid, bridge: bridge.pid },
-    generate: async (count, rate) => {
-      const timeoutMs = 60_000 + (rate > 0 ? (count / rate) * 1000 : 0)
-      const r = await run(process.execPath, [PUBLISHER], timeoutMs, { ...env, CHANNEL, COUNT: String(count), RATE: String(rate), WINDOW: String(settings.window) })
-      const line = r.stdout.trim().split('\n').at(-1) ?? ''
-      if (r.code !== 0 || !line.startsWith('{')) throw new Error(`The publisher exited with ${r.code}: ${r.stdout}${r.stderr}`)
-      const done = JSON.parse(line) as { sendMs: number; failed: number; cpuMs: number; cpuTotalMs: number }
-      return { sendMs: done.sendMs, failed: done.failed, cpuMs: { publisher: done.cpuMs }, cpuTotalMs: done.cpuTotalMs }
-    },
-    watchReadiness: () => {
-      const r: Readiness = { polls: 0, notReady: 0, unanswered: 0, maxHeartbeatLagMs: null }
-      let stopped = false
-      const loop = (async () => {
-        // Bounded by the run: stops when the returned function is called.
-        while (!stopped) {
-          r.polls++
-          try {
-            const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(READY_TIMEOUT_MS) })
-            const body = (await res.json()) as { heartbeatLagMs?: number | null }
-            if (res.status !== 200) r.notReady++
-            if (typeof body.heartbeatLagMs === 'number') r.maxHeartbeatLagMs = Math.max(r.maxHeartbeatLagMs ?? 0, body.heartbeatLagMs)
-          } catch {
-            r.unanswered++
-          }
-          await sleep(READY_POLL_MS)
-        }
-      })()
-      return async () => {
-        stopped = true
-        await loop
-        return r
-      }
-    },
-    counters: async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(5000) })
-      const body = (await res.json()) as Record<string, unknown>
-      return { counters: body.counters, feed: body.feed, bridge: body.bridge }
-    },
-    stop: stopBoth,
-  }
-}
-
-async function startSingle(dir: string): Promise<Target> {
-  const port = await freePort()
-  const log = join(dir, 'single.log')
-  const proc = startLogged(process.execPath, [SINGLE], cleanEnv({ PORT: String(port) }), log)
-  try {
-    await waitLog(proc, log, 'ready')
-    await waitUntil('single /healthz', 100, 100, () => httpOk(`http://127.0.0.1:${port}/healthz`))
-  } catch (err) {
-    await stop(proc)
-    throw err
-  }
-  return {
-    system: 'single',
-    url: `ws://127.0.0.1:${port}/ws`,
-    pids: { server: proc.pid },
-    generate: async (count, rate) => {
-      const timeoutMs = 60_000 + (rate > 0 ? (count / rate) * 1000 : 0)
-      const res = await fetch(`http://127.0.0.1:${port}/run?channel=${CHANNEL}&count=${count}&rate=${rate}`, { signal: AbortSignal.timeout(timeoutMs) })
-      const done = (await res.json()) as { sendMs: number; failed: number }
-      return { sendMs: done.sendMs, failed: done.failed, cpuMs: {}, cpuTotalMs: 0 }
-    },
-    counters: () => Promise.resolve(null),
-    watchReadiness: null,
-    stop: () => stop(proc),
-  }
-}
-
-type FleetSummary = Pick<
-  RunResult,
-  'expected' | 'delivered' | 'missing' | 'duplicates' | 'outOfOrder' | 'otherFrames' | 'closedEarly' | 'latencyMs' | 'scheduleLatencyMs' | 'deliveredPerSec' | 'receiveSpanMs'
->
-
-/** The C clients of one run and what they received. */
-class Fleet {
-  private readonly sockets: WebSocket[] = []
-  private subscribed = 0
-  private closedEarly = 0
-  private measuring = false
-  // Per client: which message numbers arrived, and the last one (for order).
-  private seen: Uint8Array[] = []
-  private lastIndex = new Int32Array(0)
-  private latencies = new Float64Array(0)
-  private fromSchedule = new Float64Array(0)
-  private scheduled = 0
-  private delivered = 0
-  private duplicates = 0
-  private outOfOrder = 0
-  private otherFrames = 0
-  private firstReceive = Infinity
-  private lastReceive = -Infinity
-
-  constructor(
-    private readonly url: string,
-    private readonly count: number,
-  ) {}
-
-  /** Opens the connections in batches, then subscribes every client and waits for each answer. */
-  async connect(): Promise<void> {
-    for (let start = 0; start < this.count; start += CONNECT_BATCH) {
-      const opened: Promise<void>[] = []
-      for (let k = start; k < Math.min(start + CONNECT_BATCH, this.count); k++) opened.push(this.open(k))
-      await withTimeout(Promise.all(opened), 30_000, `${opened.length} connections to ${this.url}`)
-    }
-    for (const ws of this.sockets) ws.send(JSON.stringify({ type: 'subscribe', channel: CHANNEL }))
-    await waitUntil(`${this.count} clients subscribed`, 600, 50, () => this.subscribed === this.count)
-  }
-
-  private open(k: number): Promise<void> {
-    const ws = new WebSocket(this.url, { perMessageDeflate: false })
-    this.sockets.push(ws)
-    ws.on('message', (raw) => this.onFrame(k, raw))
-    ws.on('close', () => {
-      if (this.measuring) this.closedEarly++
-    })
-    return new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve())
-      // Kept after open too: an 'error' without a listener would crash the bench.
-      ws.on('error', reject)
-    })
-  }
-
-  /** Prepares the counters for `messages` messages; frames before this call are not counted. */
-  expect(messages: number): void {
-    this.seen = Array.from({ length: this.count }, () => new Uint8Array(messages))
-    this.lastIndex = new Int32Array(this.count).fill(-1)
-    this.latencies = new Float64Array(this.count * messages)
-    this.fromSchedule = new Float64Array(this.count * messages)
-    this.measuring = true
-  }
-
-  private onFrame(k: number, raw: WebSocket.RawData): void {
-    // The clock is read first: parsing is the client's cost, not the server's.
-    const now = wallMs()
-    const m = JSON.parse(raw.toString()) as { type?: string; channel?: string; data?: { t?: number; s?: number; i?: number } }
-    if (m.type === 'subscribed') {
-      this.subscribed++
-      return
-    }
-    if (!this.measuring) return
-    const seen = this.seen[k]
-    const i = m.data?.i
-    const t = m.data?.t
-    if (m.type !== 'message' || m.channel !== CHANNEL || seen === undefined || typeof i !== 'number' || typeof t !== 'number' || i < 0 || i >= seen.length) {
-      this.otherFrames++
-      return
-    }
-    if (seen[i] === 1) {
-      this.duplicates++
-      return
-    }
-    seen[i] = 1
-    if (i < (this.lastIndex[k] ?? -1)) this.outOfOrder++
-    this.lastIndex[k] = i
-    this.latencies[this.delivered++] = now - t
-    if (typeof m.data?.s === 'number') this.fromSchedule[this.scheduled++] = now - m.data.s
-    if (now < this.firstReceive) this.firstReceive = now
-    this.lastReceive = now
-  }
-
-  get lastReceiveAt(): number | null {
-    return this.delivered === 0 ? null : this.lastReceive
-  }
-
-  /** Resolves once every message reached every client, or nothing new arrived for QUIET_MS. */
-  async settle(maxMs: number): Promise<void> {
-    const expected = this.latencies.length
-    let lastCount = -1
-    let lastChange = Date.now()
-    const deadline = Date.now() + maxMs
-    while (this.delivered < expected && Date.now() < deadline) {
-      if (this.delivered !== lastCount) {
-        lastCount = this.delivered
-        lastChange = Date.now()
-      } else if (Date.now() - lastChange > QUIET_MS) {
-        return
-      }
-      await sleep(50)
-    }
-  }
-
-  summary(): FleetSummary {
-    const n = this.delivered
-    const span = n > 1 ? this.lastReceive - this.firstReceive : null
-    return {
-      expected: this.latencies.length,
-      delivered: n,
-      missing: this.latencies.length - n,
-      duplicates: this.duplicates,
-      outOfOrder: this.outOfOrder,
-      otherFrames: this.otherFrames,
-      closedEarly: this.closedEarly,
-      latencyMs: distribution(this.latencies.subarray(0, n)),
-      scheduleLatencyMs: distribution(this.fromSchedule.subarray(0, this.scheduled)),
-      deliveredPerSec: span === null || span <= 0 ? null : n / (span / 1000),
-      receiveSpanMs: span,
-    }
-  }
-
-  close(): void {
-    this.measuring = false
-    for (const ws of this.sockets) ws.terminate()
-  }
-}
-
-/** Percentiles (nearest rank) of the values, sorted in place; null when there are none. */
-function distribution(values: Float64Array): Latency | null {
-  const n = values.length
-  if (n === 0) return null
-  const sorted = values.sort()
-  const at = (p: number): number => sorted[Math.max(0, Math.ceil(p * n) - 1)] ?? NaN
-  let sum = 0
-  for (const v of sorted) sum += v
-  return { p50: at(0.5), p99: at(0.99), max: at(1), min: at(0), mean: sum / n }
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  const timeout = new AbortController()
-  try {
-    return await Promise.race([
-      p,
-      sleep(ms, undefined, { signal: timeout.signal }).then(() => {
-        throw new Error(`Timed out after ${ms} ms: ${what}`)
-      }),
-    ])
-  } finally {
-    timeout.abort()
-  }
-}
-
-/** CPU times at one moment: this process (the clients), the target's processes, the machine. */
-interface CpuSnapshot {
-  self: NodeJS.CpuUsage
-  procs: Record<string, number | null>
-  machineMs: number | null
-}
-
-function cpuSnapshot(pids: Record<string, number>): CpuSnapshot {
-  return {
-    self: process.cpuUsage(),
-    procs: Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMsOf(pid)])),
-    machineMs: machineBusyMs(),
-  }
-}
-
-/**
- * CPU used since `before`, in percent of one core over runMs (first message sent to last one
- * received), per process; `gone` adds the processes that ran during the run only (the publisher).
- * "Other" is the machine's busy time minus all of ours, over the whole window up to now.
- */
-function cpuSince(before: CpuSnapshot, pids: Record<string, number>, gone: Generated, runMs: number, windowMs: number): Pick<RunResult, 'cpuPercent' | 'otherCpuPercent' | 'otherCpuMs'> {
-  const percent = (ms: number | null, overMs: number): number | null => (ms === null ? null : Math.round((1000 * ms) / Math.max(1, overMs)) / 10)
-  const self = process.cpuUsage(before.self)
-  const selfMs = (self.user + self.system) / 1000
-  const cpuPercent: Record<string, number | null> = { clients: percent(selfMs, runMs) }
-  let oursMs: number | null = selfMs + gone.cpuTotalMs
-  for (const [name, pid] of Object.entries(pids)) {
-    const start = before.procs[name] ?? null
-    const end = cpuMsOf(pid)
-    const used = start === null || end === null ? null : end - start
-    cpuPercent[name] = percent(used, runMs)
-    oursMs = oursMs === null || used === null ? null : oursMs + used
-  }
-  for (const [name, ms] of Object.entries(gone.cpuMs)) cpuPercent[name] = percent(ms, runMs)
-  const machineMs = machineBusyMs()
-  const otherCpuMs = before.machineMs === null || machineMs === null || oursMs === null ? null : Math.max(0, machineMs - before.machineMs - oursMs)
-  return { cpuPercent, otherCpuMs, otherCpuPercent: percent(otherCpuMs, windowMs) }
-}
-
 /** One run: a fresh server, C clients connected and subscribed, the messages, the numbers. */
-async function measure(start: (dir: string) => Promise<Target>, variant: Variant, round: number): Promise<RunResult> {
+async function measure(start: (dir: string, o: TargetOptions) => Promise<Target>, variant: Variant, round: number): Promise<RunResult> {
   const messages = variant === 'rate' ? settings.messages : settings.maxMessages
   const rate = variant === 'rate' ? settings.rate : 0
   const dir = mkdtempSync(join(tmpdir(), 'forkyard-bench-push-'))
   let target: Target | null = null
   let fleet: Fleet | null = null
   let stopWatching: (() => Promise<Readiness>) | null = null
+  let stopHealth: (() => Promise<Health>) | null = null
   let ok = false
   try {
     await waitForIdle()
-    target = await start(dir)
+    target = await start(dir, { channel: CHANNEL, window: settings.window, nginx: settings.nginx })
     process.stderr.write(`round ${round}/${settings.rounds}, ${target.system}, ${variant}: connecting ${settings.clients} clients\n`)
-    fleet = new Fleet(target.url, settings.clients)
+    fleet = new Fleet(target.url, settings.clients, CHANNEL)
     await fleet.connect()
     // Let the connection burst's garbage and timers settle before the clock starts.
     await sleep(500)
@@ -594,10 +166,13 @@ async function measure(start: (dir: string) => Promise<Target>, variant: Variant
     const cpuBefore = cpuSnapshot(target.pids)
     const startedAt = wallMs()
     stopWatching = target.watchReadiness?.() ?? null
+    stopHealth = watchHealth(target.healthUrls)
     const sent = await target.generate(messages, rate)
     await fleet.settle(120_000)
     const readiness = (await stopWatching?.()) ?? null
     stopWatching = null
+    const health = (await stopHealth?.()) ?? null
+    stopHealth = null
     // After the last receive, while waiting out QUIET_MS for missing messages, nothing runs.
     const cpu = cpuSince(cpuBefore, target.pids, sent, (fleet.lastReceiveAt ?? wallMs()) - startedAt, wallMs() - startedAt)
     const result: RunResult = {
@@ -613,6 +188,7 @@ async function measure(start: (dir: string) => Promise<Target>, variant: Variant
       failedPublishes: sent.failed,
       ...cpu,
       readiness,
+      health,
       server: await target.counters(),
     }
     process.stderr.write(
@@ -622,6 +198,7 @@ async function measure(start: (dir: string) => Promise<Target>, variant: Variant
     return result
   } finally {
     await stopWatching?.()
+    await stopHealth?.()
     fleet?.close()
     await target?.stop()
     if (ok) rmSync(dir, { recursive: true, force: true })
@@ -671,7 +248,7 @@ function report(runs: Summary[], all: RunResult[]): { text: string; ratios: Reco
   const lines: string[] = []
   const ratios: Record<string, number | null> = {}
   const row = (label: string, f: string, s: string, r = ''): void => void lines.push(`  ${label.padEnd(28)}${f.padStart(17)}${s.padStart(17)}${r.padStart(17)}`)
-  lines.push('', `push: ${settings.clients} WebSocket clients on one channel, ${availableParallelism()} CPUs, node ${process.version}`)
+  lines.push('', `push: ${settings.clients} WebSocket clients on one channel, ${settings.nginx ? "through nginx (the kit's template)" : 'direct (no nginx)'}, ${availableParallelism()} CPUs, node ${process.version}`)
   lines.push(`each column: the median of ${settings.rounds} round(s) by throughput`)
   for (const variant of settings.variants) {
     const f = runs.find((r) => r.system === 'forkyard' && r.variant === variant)
@@ -715,6 +292,9 @@ function report(runs: Summary[], all: RunResult[]): { text: string; ratios: Reco
       lines.push(
         `  push /readyz: not ready in ${ready.notReady} of ${ready.polls} polls (${ready.unanswered} unanswered); heartbeat lag seen up to ${fmt(ready.maxHeartbeatLagMs, 0)} ms`,
       )
+    }
+    for (const [path, h] of Object.entries(f?.health ?? {})) {
+      lines.push(`  push ${path} every 50 ms: slowest ${fmt(h.maxMs, 1)} ms, p99 ${fmt(h.p99Ms, 1)} ms, ${h.over100} of ${h.polls} over 100 ms, ${h.notOk} not 200`)
     }
     if (variant === 'max') {
       lines.push(

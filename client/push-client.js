@@ -134,6 +134,9 @@ export class PushClient {
       case 'reset':
         c.offset = msg.offset
         c.epoch = msg.epoch
+        // "lagging": this client fell more than FORKYARD_PUSH_MAX_LAG behind; the server closes with
+        // 4429 and the reconnect resumes from this offset (ongap only if history no longer covers it).
+        if (msg.reason === 'lagging') return
         this.ongap?.({ channel: msg.channel, reason: msg.reason, epoch: msg.epoch, offset: msg.offset })
         return
     }

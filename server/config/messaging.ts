@@ -47,6 +47,11 @@ export interface PushConfig {
   pingIntervalMs: number
   /** Not ready when the last heartbeat through the bridge is older than this. */
   heartbeatStaleMs: number
+  /**
+   * A client whose messages wait longer than this (in the push process or in its socket's send
+   * buffer) is cut with a "reset" naming its last delivered offset, then resumes from there; 0 = never.
+   */
+  maxLagMs: number
 }
 
 const list: Parser<string[]> = (_name, raw) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
@@ -98,6 +103,7 @@ const pushSchema: Schema<PushConfig> = {
   connRate: { env: 'FORKYARD_PUSH_CONN_RATE', parse: int(1, 1_000_000), default: '20' },
   pingIntervalMs: { env: 'FORKYARD_PUSH_PING_INTERVAL', parse: duration, default: '30s' },
   heartbeatStaleMs: { env: 'FORKYARD_PUSH_HEARTBEAT_STALE', parse: duration, default: '5s' },
+  maxLagMs: { env: 'FORKYARD_PUSH_MAX_LAG', parse: duration, default: '5s' },
 }
 
 export const messagingSchemas = { bridge: bridgeSchema, publisher: publisherSchema, push: pushSchema }

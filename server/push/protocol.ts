@@ -6,7 +6,9 @@
  * Server -> client:
  *   {"type":"subscribed","channel","epoch","offset","recovered"?,"reason"?}
  *   {"type":"message","channel","offset","epoch","ts","reqId"?,"data"}  (the bridge's envelope, wire.ts)
- *   {"type":"reset","channel","epoch","offset","reason"}  (history lost: the client must resync)
+ *   {"type":"reset","channel","epoch","offset","reason"}  (history lost: the client must resync;
+ *     reason "lagging": the client fell more than FORKYARD_PUSH_MAX_LAG behind, offset is the last
+ *     message sent to it, and the connection closes with 4429: resume from that offset)
  *   {"type":"unsubscribed","channel"}
  */
 import { CHANNEL, CHANNEL_RULE } from '../bridge/wire.js'
@@ -26,6 +28,8 @@ export const closeCodes = {
   FORBIDDEN: 4403,
   /** The client did not read fast enough: more than FORKYARD_PUSH_MAX_BUFFER waiting to be sent. */
   SLOW_CONSUMER: 4408,
+  /** Its messages waited longer than FORKYARD_PUSH_MAX_LAG: a "reset" with reason "lagging" named its last offset; resume from there. */
+  LAGGING: 4429,
   /** More than FORKYARD_PUSH_MAX_SUBSCRIPTIONS subscriptions on one connection. */
   TOO_MANY_SUBSCRIPTIONS: 4413,
 } as const
@@ -75,4 +79,24 @@ export function isPrivate(channel: string): boolean {
 /** The "message" frame for an envelope from the bridge: the envelope's text with "type" in front, never re-serialized. */
 export function messageFrame(envelope: string): Buffer {
   return Buffer.from(`{"type":"message",${envelope.slice(1)}`)
+}
+
+/**
+ * The offset of an envelope made by the bridge (wire.ts envelopeOf), read without parsing it:
+ * `{"channel":"<name>","offset":<n>,...`; channel names never hold a quote. Falls back to
+ * JSON.parse for any other shape.
+ */
+export function envelopeOffset(envelope: string): number {
+  const at = envelope.indexOf('","offset":')
+  if (at > 0) {
+    let n = 0
+    let i = at + 11
+    for (; i < envelope.length; i++) {
+      const c = envelope.charCodeAt(i) - 48
+      if (c < 0 || c > 9) break
+      n = n * 10 + c
+    }
+    if (i > at + 11 && envelope.charCodeAt(i) === 44) return n
+  }
+  return (JSON.parse(envelope) as { offset: number }).offset
 }

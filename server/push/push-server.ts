@@ -6,19 +6,21 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import type { PushConfig } from '../config/messaging.js'
 import { Publisher } from '../bridge/publisher.js'
 import { isReserved, type Envelope } from '../bridge/wire.js'
 import { BridgeFeed } from './bridge-feed.js'
-import { closeCodes, isPrivate, messageFrame, parseClientMessage, type ClientMessage } from './protocol.js'
+import { FrameWriter, dispatchedBytes, textFrame, type OutFrame } from './fanout.js'
+import { closeCodes, envelopeOffset, isPrivate, messageFrame, parseClientMessage, type ClientMessage } from './protocol.js'
 import { ConnectionRateLimit } from './rate-limit.js'
 import { verifyPushToken } from './tokens.js'
 
 interface Subscription {
   /** Live messages wait here while the history of a resume is being sent. */
-  buffer: { offset: number; frame: Buffer }[] | null
+  buffer: { offset: number; frame: OutFrame }[] | null
   lastSent: number
   /** A private channel's token expiry (ms since epoch): nothing is delivered past it. */
   expiresAt: number | null
@@ -30,9 +32,19 @@ interface Conn {
   subs: Map<string, Subscription>
   alive: boolean
   closed: boolean
+  /** When a send-buffer backlog was seen (0 = none), and the byte count that has to leave for it to be gone. */
+  markAt: number
+  markBytes: number
 }
 
 const HEARTBEAT = '$sys:heartbeat'
+/** Unsent bytes per connection above which how long they wait is watched (FORKYARD_PUSH_MAX_LAG). */
+const LAG_WATCH_BYTES = 32 * 1024
+const LISTEN_BACKLOG = 4096
+/** WebSocket handshakes done per event-loop turn, at most this long. */
+const UPGRADE_SLICE_MS = 5
+/** Framed messages kept for resumes, all channels together (the bridge keeps 1,000 per channel by default). */
+const RECENT_FRAMES = 4096
 
 export class PushServer {
   private readonly http: Server
@@ -40,6 +52,9 @@ export class PushServer {
   private readonly feed: BridgeFeed
   private readonly publisher: Publisher
   private readonly conns = new Set<Conn>()
+  private readonly writer = new FrameWriter()
+  /** Recently framed messages (envelope text -> frame), so a resume storm frames each history message once, not once per client. */
+  private readonly recent = new Map<string, OutFrame>()
   private readonly channels = new Map<string, Set<Conn>>()
   private limiter: ConnectionRateLimit
   private nextId = 0
@@ -48,7 +63,12 @@ export class PushServer {
   private lastHeartbeat = 0
   private heartbeatLagMs: number | null = null
   private closing: Promise<void> | null = null
-  readonly counters = { connections: 0, rejectedRate: 0, rejectedOrigin: 0, delivered: 0, slowConsumers: 0, badMessages: 0, unauthorized: 0, expired: 0, resumes: 0, recovered: 0, notRecovered: 0, deadPeers: 0 }
+  /** How late the event loop ran (the stall /healthz would see), since start and since the last /readyz. */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 })
+  private loopDelayMaxMs = 0
+  private bridgeStats: Record<string, unknown> = {}
+  private bridgeStatsAt = 0
+  readonly counters = { connections: 0, rejectedRate: 0, rejectedOrigin: 0, delivered: 0, slowConsumers: 0, lagging: 0, badMessages: 0, unauthorized: 0, expired: 0, resumes: 0, recovered: 0, notRecovered: 0, deadPeers: 0 }
 
   constructor(
     private config: Readonly<PushConfig>,
@@ -67,16 +87,22 @@ export class PushServer {
   }
 
   async listen(): Promise<number> {
+    this.loopDelay.enable()
     this.feed.start()
     const [host, port] = this.config.bind.split(':')
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject)
-      this.http.listen({ host, port: Number(port) }, () => resolve())
+      // A backlog for a reconnect storm: with Node's default (511) 1,000 clients reconnecting at
+      // once overflow it, and every connection past it - a health check's too - waits for a SYN
+      // retransmit (1 s, then 3 s). The kernel caps it at net.core.somaxconn.
+      this.http.listen({ host, port: Number(port), backlog: LISTEN_BACKLOG }, () => resolve())
     })
     this.heartbeatTimer = setInterval(() => {
       this.beat()
+      this.refreshBridgeStats()
       this.expireTokens()
     }, 1000)
+    this.refreshBridgeStats()
     this.pingTimer = setInterval(() => this.ping(), this.config.pingIntervalMs)
     this.beat()
     const addr = this.http.address()
@@ -107,6 +133,16 @@ export class PushServer {
     return { ready: ago !== null && ago < this.config.heartbeatStaleMs, lastHeartbeatMsAgo: ago, heartbeatLagMs: this.heartbeatLagMs }
   }
 
+  private refreshBridgeStats(): void {
+    this.feed.stats(900).then(
+      (stats) => {
+        this.bridgeStats = stats
+        this.bridgeStatsAt = Date.now()
+      },
+      (err: unknown) => void (this.bridgeStats = { error: (err as Error).message }),
+    )
+  }
+
   private beat(): void {
     this.publisher.publish(HEARTBEAT, { ts: Date.now(), from: this.publisher.id }).catch(() => {
       // The bridge is down or the queue is full: readiness goes red by itself.
@@ -118,13 +154,14 @@ export class PushServer {
     if (path === '/healthz') return json(res, 200, { status: 'ok', pid: process.pid })
     if (path === '/readyz') {
       const r = this.ready()
-      let bridge: Record<string, unknown> | { error: string }
-      try {
-        bridge = await this.feed.stats(500)
-      } catch (err) {
-        bridge = { error: (err as Error).message }
-      }
-      return json(res, r.ready ? 200 : 503, { ...r, connections: this.conns.size, channels: this.channels.size, counters: this.counters, feed: this.feed.counters, publisher: this.publisher.stats, bridge })
+      // The bridge's counters as of the last second (refreshed with the heartbeat): /readyz answers
+      // from this process alone, without a round trip that queues behind a busy bridge.
+      const bridge = { ...this.bridgeStats, statsMsAgo: this.bridgeStatsAt === 0 ? null : Date.now() - this.bridgeStatsAt }
+      const sinceLast = this.loopDelay.max / 1e6
+      this.loopDelayMaxMs = Math.max(this.loopDelayMaxMs, sinceLast)
+      const eventLoop = { delayMaxMs: Math.round(this.loopDelayMaxMs), delayMaxSinceLastMs: Math.round(sinceLast), delayP99SinceLastMs: Math.round(this.loopDelay.percentile(99) / 1e6) }
+      this.loopDelay.reset()
+      return json(res, r.ready ? 200 : 503, { ...r, connections: this.conns.size, channels: this.channels.size, counters: this.counters, feed: this.feed.counters, publisher: this.publisher.stats, writer: this.writer.counters, eventLoop, bridge })
     }
     return json(res, 404, { error: 'not found: WebSocket connections go to /ws' })
   }
@@ -146,7 +183,24 @@ export class PushServer {
       this.counters.rejectedRate++
       return refuse(429, 'Too Many Requests')
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req))
+    // Handshakes are done in slices too: 1,000 clients reconnecting at once are 1,000 upgrades
+    // in one poll phase, a stall of its own (measured: ~190 ms) if all were done there.
+    this.upgrades.push({ req, socket, head })
+    if (this.upgrades.length === 1) setImmediate(this.drainUpgrades)
+  }
+
+  private readonly upgrades: { req: IncomingMessage; socket: Duplex; head: Buffer }[] = []
+  private readonly drainUpgrades = (): void => {
+    const started = performance.now()
+    let done = 0
+    while (done < this.upgrades.length && performance.now() - started < UPGRADE_SLICE_MS) {
+      const { req, socket, head } = this.upgrades[done++]!
+      if (socket.destroyed) continue
+      if (this.closing !== null) socket.destroy()
+      else this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req))
+    }
+    this.upgrades.splice(0, done)
+    if (this.upgrades.length > 0) setImmediate(this.drainUpgrades)
   }
 
   private originAllowed(req: IncomingMessage): boolean {
@@ -164,7 +218,7 @@ export class PushServer {
   }
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
-    const conn: Conn = { id: (++this.nextId).toString(36), ws, subs: new Map(), alive: true, closed: false }
+    const conn: Conn = { id: (++this.nextId).toString(36), ws, subs: new Map(), alive: true, closed: false, markAt: 0, markBytes: 0 }
     this.conns.add(conn)
     this.counters.connections++
     const reqId = req.headers['x-request-id']
@@ -189,7 +243,7 @@ export class PushServer {
   private async onClientMessage(conn: Conn, m: ClientMessage): Promise<void> {
     if (m.type === 'unsubscribe') {
       this.unsubscribe(conn, m.channel)
-      this.send(conn, Buffer.from(JSON.stringify({ type: 'unsubscribed', channel: m.channel })))
+      this.send(conn, jsonFrame({ type: 'unsubscribed', channel: m.channel }))
       return
     }
     if (isReserved(m.channel)) return this.cut(conn, closeCodes.FORBIDDEN, `channel ${m.channel} is reserved`)
@@ -238,20 +292,22 @@ export class PushServer {
           reply.reason = epochChanged ? 'epoch-changed' : 'history-trimmed'
         }
       }
-      this.send(conn, Buffer.from(JSON.stringify(reply)))
+      if (!this.send(conn, jsonFrame(reply))) return
       sub.lastSent = reply.offset as number
       for (const text of history) {
-        const offset = (JSON.parse(text) as Envelope).offset
+        const offset = envelopeOffset(text)
         if (offset <= sub.lastSent) continue
+        if (!this.send(conn, this.framed(text))) return
         sub.lastSent = offset
-        this.send(conn, messageFrame(text))
       }
       const waiting = sub.buffer ?? []
       sub.buffer = null
+      // A resume's replay counts towards the feed's slice: a storm of them yields to /healthz too.
+      this.feed.addWork(1 + history.length + waiting.length)
       for (const w of waiting) {
         if (w.offset <= sub.lastSent) continue
+        if (!this.send(conn, w.frame)) return
         sub.lastSent = w.offset
-        this.send(conn, w.frame)
       }
     } catch (err) {
       this.log.warn({ err, conn: conn.id, channel: m.channel }, 'subscribe failed: bridge unavailable')
@@ -272,9 +328,11 @@ export class PushServer {
     }
     const set = this.channels.get(channel)
     if (set === undefined) return 0
-    const frame = messageFrame(text)
+    const frame = this.framed(text)
     let delivered = 0
     const now = Date.now()
+    // The push process itself is behind (its queue from the bridge): subscribers would get old news.
+    const stale = this.config.maxLagMs > 0 && now - env.ts > this.config.maxLagMs
     for (const conn of set) {
       const sub = conn.subs.get(channel)
       if (sub === undefined) continue
@@ -287,8 +345,12 @@ export class PushServer {
         continue
       }
       if (offset <= sub.lastSent) continue
+      if (stale) {
+        this.cutLagging(conn, now - env.ts, 'push')
+        continue
+      }
+      if (!this.send(conn, frame, now)) continue
       sub.lastSent = offset
-      this.send(conn, frame)
       delivered++
     }
     if (env.reqId !== undefined) this.log.info({ reqId: env.reqId, channel, offset, clients: delivered }, 'delivered')
@@ -298,7 +360,7 @@ export class PushServer {
   private onReset(channel: string, epoch: string, offset: number, reason: string): void {
     const set = this.channels.get(channel)
     if (set === undefined) return
-    const frame = Buffer.from(JSON.stringify({ type: 'reset', channel, epoch, offset, reason }))
+    const frame = jsonFrame({ type: 'reset', channel, epoch, offset, reason })
     for (const conn of set) {
       const sub = conn.subs.get(channel)
       if (sub !== undefined) sub.lastSent = offset
@@ -306,16 +368,74 @@ export class PushServer {
     }
   }
 
-  private send(conn: Conn, frame: Buffer): void {
-    if (conn.closed) return
-    if (conn.ws.bufferedAmount > this.config.maxBufferBytes) {
+  /** The framed message for an envelope, made once and kept for the next RECENT_FRAMES messages (any channel). */
+  private framed(text: string): OutFrame {
+    const key = text
+    let frame = this.recent.get(key)
+    if (frame === undefined) {
+      frame = textFrame(messageFrame(text))
+      // Cleared whole when full: deleting the oldest key one at a time leaves a run of deleted
+      // slots that every keys().next() walks over (measured: a third of a second in a resume storm).
+      if (this.recent.size >= RECENT_FRAMES) this.recent.clear()
+      this.recent.set(key, frame)
+    }
+    return frame
+  }
+
+  /** Sends one frame; false when the connection is closed or was just cut (slow or lagging). */
+  private send(conn: Conn, frame: OutFrame, now = Date.now()): boolean {
+    if (conn.closed) return false
+    const buffered = conn.ws.bufferedAmount
+    if (buffered > this.config.maxBufferBytes) {
       this.counters.slowConsumers++
-      this.log.warn({ conn: conn.id, bufferedBytes: conn.ws.bufferedAmount, limitBytes: this.config.maxBufferBytes }, 'slow consumer disconnected')
+      this.log.warn({ conn: conn.id, bufferedBytes: buffered, limitBytes: this.config.maxBufferBytes }, 'slow consumer disconnected')
       this.cut(conn, closeCodes.SLOW_CONSUMER, 'slow consumer: too much data waiting to be sent')
-      return
+      return false
+    }
+    if (buffered <= LAG_WATCH_BYTES) conn.markAt = 0
+    else if (this.config.maxLagMs > 0) {
+      const lag = this.backlogAge(conn, buffered, now)
+      if (lag > this.config.maxLagMs) {
+        this.cutLagging(conn, lag, 'socket')
+        return false
+      }
     }
     this.counters.delivered++
-    conn.ws.send(frame, { binary: false })
+    this.writer.write(conn.ws, frame)
+    return true
+  }
+
+  /**
+   * How long the oldest of this connection's unsent bytes has waited, to the precision of the
+   * marks: a mark notes the time and how many bytes must leave for everything queued by then to
+   * be gone; once they have, the next send sets a new mark.
+   */
+  private backlogAge(conn: Conn, buffered: number, now: number): number {
+    const sent = dispatchedBytes(conn.ws)
+    if (sent === null) return 0
+    if (conn.markAt !== 0 && sent >= conn.markBytes) conn.markAt = 0
+    if (conn.markAt === 0) {
+      conn.markAt = now
+      conn.markBytes = sent + buffered
+      return 0
+    }
+    return now - conn.markAt
+  }
+
+  /**
+   * A client more than FORKYARD_PUSH_MAX_LAG behind: each of its channels gets a "reset" naming the
+   * last offset sent to it, and the connection closes with 4429; the client resumes from there
+   * (or reloads) instead of being fed ever older messages.
+   */
+  private cutLagging(conn: Conn, lagMs: number, where: 'push' | 'socket'): void {
+    if (conn.closed) return
+    this.counters.lagging++
+    const epoch = this.feed.epoch ?? ''
+    for (const [channel, sub] of conn.subs) {
+      this.writer.write(conn.ws, jsonFrame({ type: 'reset', channel, epoch, offset: sub.lastSent, reason: 'lagging' }))
+    }
+    this.log.warn({ conn: conn.id, lagMs, where, limitMs: this.config.maxLagMs }, 'lagging client cut: it resumes from its last offset')
+    this.cut(conn, closeCodes.LAGGING, `lagging: messages waited more than ${this.config.maxLagMs} ms`)
   }
 
   /** Closes with a code and reason; terminates if the peer does not complete the close. */
@@ -342,7 +462,7 @@ export class PushServer {
     if (sub === undefined) return
     this.unsubscribe(conn, channel)
     this.counters.expired++
-    this.send(conn, Buffer.from(JSON.stringify({ type: 'unsubscribed', channel, reason: 'token-expired', offset: sub.lastSent })))
+    this.send(conn, jsonFrame({ type: 'unsubscribed', channel, reason: 'token-expired', offset: sub.lastSent }))
   }
 
   /** Every second: private subscriptions whose token expired end even on a quiet channel. */
@@ -381,6 +501,7 @@ export class PushServer {
     this.closing = (async () => {
       if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer)
       if (this.pingTimer !== null) clearInterval(this.pingTimer)
+      this.loopDelay.disable()
       for (const conn of [...this.conns]) this.cut(conn, closeCodes.GOING_AWAY, 'push process stopping: reconnect')
       await new Promise<void>((resolve) => this.http.close(() => resolve()))
       this.wss.close()
@@ -390,6 +511,10 @@ export class PushServer {
     })()
     return this.closing
   }
+}
+
+function jsonFrame(value: unknown): OutFrame {
+  return textFrame(Buffer.from(JSON.stringify(value)))
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

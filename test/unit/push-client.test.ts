@@ -65,3 +65,24 @@ test('token-expired: a fresh token is asked for and the subscribe resumes from t
   assert.deepEqual(subscribes[1], { type: 'subscribe', channel: 'private:a', offset: 1, epoch: 'e1', token: 't2' })
   client.close()
 })
+
+test('reset "lagging" then 4429: no gap is reported, and the reconnect resumes from the named offset', async () => {
+  const client = new PushClient('ws://x/ws', { WebSocket: FakeSocket as unknown as typeof globalThis.WebSocket, minDelayMs: 1, maxDelayMs: 1 })
+  const gaps: PushGap[] = []
+  client.ongap = (g) => gaps.push(g)
+  client.subscribe('news', () => {})
+  await tick()
+  const first = FakeSocket.last!
+  first.receive({ type: 'subscribed', channel: 'news', epoch: 'e1', offset: 0 })
+  first.receive({ type: 'message', channel: 'news', epoch: 'e1', offset: 1, ts: 0, data: {} })
+  first.receive({ type: 'reset', channel: 'news', epoch: 'e1', offset: 1, reason: 'lagging' })
+  first.readyState = 3
+  first.onclose?.({ code: 4429, reason: 'lagging' })
+  await tick()
+  await tick()
+  const second = FakeSocket.last!
+  assert.notEqual(second, first)
+  assert.deepEqual(second.sent.find((m) => m.type === 'subscribe'), { type: 'subscribe', channel: 'news', offset: 1, epoch: 'e1' })
+  assert.deepEqual(gaps, [])
+  client.close()
+})
