@@ -10,9 +10,9 @@
  *   node --import tsx bench/http.ts [--duration 10] [--connections 64] [--threads 2] [--rounds 3]
  *       [--only cluster,serve,stack]
  *
- * All configurations run at once (idle when not measured) and are measured in turn, round after
- * round, so drift of the shared machine hits each alike; each row is the configuration's median
- * round. Only ratios to the anchor within one run mean anything on a shared 2-core machine: wrk,
+ * Each configuration runs alone: started, warmed up, measured, stopped; round after round, so
+ * drift of the shared machine hits each alike; each row is the configuration's median round. The
+ * stack's round also measures a rolling reload under keep-alive POST load. Only ratios to the anchor within one run mean anything on a shared 2-core machine: wrk,
  * nginx and the workers compete for the same cores, as they do in the issue's measurement. The
  * CPU time of every process of each configuration is read from /proc around each run, to show
  * where the time goes. Writes bench/results/http-<date>.json.
@@ -57,6 +57,7 @@ const plans: Plan[] = [
   { key: 'serve', label: 'nginx + forkyard serve', start: (d) => startServe(d, workers) },
   { key: 'stack', label: 'forkyard up (as shipped)', start: (d) => startStack(d, workers) },
   // Not in the default run (--only): what the workers' own access line costs, what the jobs process costs.
+  { key: 'serve-supervised', label: 'nginx + forkyard serve --supervised (access log auto: off)', start: (d) => startServe(d, workers, {}, ['--supervised']), optional: true },
   { key: 'stack-nojobs', label: 'forkyard up, FORKYARD_JOBS=false', start: (d) => startStack(d, workers, { FORKYARD_JOBS: 'false' }), optional: true },
   { key: 'serve-nolog', label: 'nginx + forkyard serve, FORKYARD_ACCESS_LOG=false', start: (d) => startServe(d, workers, { FORKYARD_ACCESS_LOG: 'false' }), optional: true },
 ]
@@ -109,43 +110,48 @@ async function measure(plan: Plan, round: number, server: RunningServer): Promis
   return best!
 }
 
+/**
+ * A rolling reload under keep-alive POST load (nginx never retries a POST, so wrk counts every
+ * failure): the reload is asked 3 s into an 8 s run, and the run's slowest request is its cost
+ * (the goal: 0 failed, at most 50 ms).
+ */
+async function measureReload(server: RunningServer): Promise<WrkResult> {
+  const load = wrk(server.url, { connections: 16, threads: 1, seconds: 8, script: fileURLToPath(new URL('post.lua', import.meta.url)) })
+  await sleep(3000)
+  await server.reload!()
+  const r = await load
+  process.stderr.write(`  reload under POST load: ${r.requests} requests, ${r.socketErrors + r.non2xx} failed, slowest ${r.maxMs} ms, p99 ${r.p99Ms} ms\n`)
+  return r
+}
+
 async function main(): Promise<void> {
   const only = values.only?.split(',')
   // In the order given: each round measures them in that order.
   const chosen = only === undefined ? plans.filter((p) => p.optional !== true) : plans.filter((p) => only.includes(p.key)).sort((a, b) => only.indexOf(a.key) - only.indexOf(b.key))
   if (chosen.length === 0) throw new Error(`--only: expected some of ${plans.map((p) => p.key).join(',')}`)
-  const started: Array<{ plan: Plan; server: RunningServer; dir: string }> = []
   const runs: Row[] = []
   const reloads: Array<{ round: number } & WrkResult> = []
-  try {
+  const logBytes: Record<string, Record<string, number | null>> = {}
+  // Each configuration runs alone (started, measured, stopped), round after round: idle processes
+  // of the others would otherwise wake up beside it (the stack measured 0.81 with three other
+  // configurations idle beside it, 0.96 with one).
+  for (let round = 1; round <= rounds; round++) {
     for (const plan of chosen) {
       const dir = mkdtempSync(join(tmpdir(), `forkyard-bench-${plan.key}-`))
-      process.stderr.write(`starting ${plan.label}\n`)
-      started.push({ plan, server: await plan.start(dir), dir })
-    }
-    for (let round = 1; round <= rounds; round++) {
-      for (const { plan, server } of started) {
+      let server: RunningServer | null = null
+      try {
+        server = await plan.start(dir)
         const row = await measure(plan, round, server)
         runs.push(row)
         process.stderr.write(`round ${round}/${rounds} ${plan.label}: ${Math.round(row.rps)} req/s, p99 ${row.p99Ms} ms, errors ${row.socketErrors + row.non2xx}\n`)
+        if (server.reload !== undefined) reloads.push({ round, ...(await measureReload(server)) })
+        logBytes[plan.key] = Object.fromEntries(server.logFiles.map((f) => [f.split('/').pop()!, sizeOf(f)]))
+      } finally {
+        await server?.stop()
+        rmSync(dir, { recursive: true, force: true })
       }
     }
-    // Rolling reload under keep-alive POST load (the stack): wrk counts every failed POST, and its
-    // slowest request is the reload's cost (the goal: 0 failed, at most 50 ms).
-    const stack = started.find((s) => s.server.reload !== undefined)
-    for (let i = 1; stack !== undefined && i <= rounds; i++) {
-      const load = wrk(stack.server.url, { connections: 16, threads: 1, seconds: 8, script: fileURLToPath(new URL('post.lua', import.meta.url)) })
-      await sleep(3000)
-      await stack.server.reload!()
-      const r = await load
-      reloads.push({ round: i, ...r })
-      process.stderr.write(`reload ${i}/${rounds} under POST load: ${r.requests} requests, ${r.socketErrors + r.non2xx} failed, slowest ${r.maxMs} ms, p99 ${r.p99Ms} ms\n`)
-    }
-  } finally {
-    for (const s of started) await s.server.stop()
   }
-  const logBytes = Object.fromEntries(started.map(({ plan, server }) => [plan.key, Object.fromEntries(server.logFiles.map((f) => [f.split('/').pop()!, sizeOf(f)]))]))
-  for (const s of started) rmSync(s.dir, { recursive: true, force: true })
   const rows = summarize(runs)
   const ratios = ratiosOf(rows, runs)
   process.stdout.write(formatReport(rows, ratios))

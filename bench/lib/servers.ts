@@ -71,7 +71,7 @@ export async function startCluster(dir: string, workers: number): Promise<Runnin
 }
 
 /** `forkyard serve` with its defaults, logs in <dir>/logs, behind the kit's nginx. */
-export async function startServe(dir: string, workers: number, extra: Record<string, string> = {}): Promise<RunningServer> {
+export async function startServe(dir: string, workers: number, extra: Record<string, string> = {}, flags: string[] = []): Promise<RunningServer> {
   needBuild()
   const socket = join(dir, 'server.sock')
   const envFile = join(dir, 'empty.env')
@@ -79,7 +79,7 @@ export async function startServe(dir: string, workers: number, extra: Record<str
   const logDir = join(dir, 'logs')
   const env = cleanEnv({ FORKYARD_WORKERS: String(workers), FORKYARD_BIND: `unix:${socket}`, FORKYARD_RUN_DIR: join(dir, 'run'), FORKYARD_LOG_DIR: logDir, FORKYARD_JOBS: 'false', ...extra })
   const log = join(dir, 'serve.stdio')
-  const proc = startLogged(process.execPath, [FORKYARD, 'serve', HELLO, '--env-file', envFile], env, log)
+  const proc = startLogged(process.execPath, [FORKYARD, 'serve', HELLO, '--env-file', envFile, ...flags], env, log)
   try {
     const front = await startFront(dir, socket)
     await waitFor('every forkyard worker ready', proc, log, async () => {
