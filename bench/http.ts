@@ -22,7 +22,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { benchCpuMs, machineCpuMs, positiveInt, run, sleep, stopAll, treeCpuMs } from './lib/proc.js'
+import { benchCpuMs, machineCpuMs, positiveInt, run, sleep, runBench, treeCpuMs } from './lib/proc.js'
 import { ANCHOR, QUIET, formatReport, ratiosOf, summarize, type Row } from './lib/report.js'
 import { startCluster, startServe, startStack, type RunningServer } from './lib/servers.js'
 import { wrk, type WrkResult } from './lib/wrk.js'
@@ -186,15 +186,5 @@ function sizeOf(path: string): number | null {
   }
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void stopAll().finally(() => process.exit(130)))
-}
-
-try {
-  await main()
-} catch (err) {
-  process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`)
-  process.exitCode = 1
-} finally {
-  await stopAll()
-}
+// Ctrl-C or a kill: the processes started are stopped before going.
+await runBench(main)

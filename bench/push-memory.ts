@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { freePort, hasExited, httpOk, positiveInt, sleep, startLogged, stop, stopAll, waitUntil, type Proc } from './lib/proc.js'
+import { freePort, hasExited, httpOk, positiveInt, sleep, startLogged, runBench, stop, waitUntil, type Proc } from './lib/proc.js'
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url))
 const FORKYARD = here('../dist/bin/forkyard.js')
@@ -151,12 +151,5 @@ async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true })
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stopAll().finally(() => process.exit(130)))
-try {
-  await main()
-} catch (err) {
-  process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`)
-  process.exitCode = 1
-} finally {
-  await stopAll()
-}
+// Ctrl-C or a kill: the processes started are stopped before going.
+await runBench(main)

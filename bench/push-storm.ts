@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 import { PushClient } from '../client/push-client.js'
 import { cleanEnv, watchHealth, type Health } from './lib/push-targets.js'
-import { freePort, hasExited, httpOk, positiveInt, run, sleep, startLogged, stop, stopAll, waitUntil, type Proc } from './lib/proc.js'
+import { freePort, hasExited, httpOk, positiveInt, run, sleep, startLogged, runBench, stop, waitUntil, type Proc } from './lib/proc.js'
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url))
 const FORKYARD = here('../dist/bin/forkyard.js')
@@ -155,12 +155,5 @@ async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true })
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stopAll().finally(() => process.exit(130)))
-try {
-  await main()
-} catch (err) {
-  process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`)
-  process.exitCode = 1
-} finally {
-  await stopAll()
-}
+// Ctrl-C or a kill: the processes started are stopped before going.
+await runBench(main)

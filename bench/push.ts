@@ -68,7 +68,7 @@ import { parseArgs } from 'node:util'
 import { cpuSince, cpuSnapshot, waitForIdle } from './lib/push-cpu.js'
 import { CONNECT_BATCH, Fleet, QUIET_MS, wallMs, type FleetSummary } from './lib/push-fleet.js'
 import { startForkyard, startSingle, watchHealth, type Health, type Readiness, type System, type Target, type TargetOptions } from './lib/push-targets.js'
-import { positiveInt, sleep, stopAll } from './lib/proc.js'
+import { positiveInt, runBench, sleep } from './lib/proc.js'
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url))
 const CHANNEL = 'bench'
@@ -348,16 +348,5 @@ async function main(): Promise<void> {
   process.stdout.write(`\nResults written to ${file}\n`)
 }
 
-// Ctrl-C or a kill: stop the processes we started before going.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void stopAll().finally(() => process.exit(130)))
-}
-
-try {
-  await main()
-} catch (err) {
-  process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`)
-  process.exitCode = 1
-} finally {
-  await stopAll()
-}
+// Ctrl-C or a kill: the processes started are stopped before going.
+await runBench(main)

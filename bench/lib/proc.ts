@@ -225,3 +225,19 @@ export function positiveInt(name: string, raw: string): number {
   if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(raw)}`)
   return n
 }
+
+/**
+ * Runs a bench's main(): stops every child it started on the way out, on Ctrl-C or a kill too,
+ * and turns a failure into exit code 1 with its stack.
+ */
+export async function runBench(main: () => Promise<void>): Promise<void> {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stopAll().finally(() => process.exit(130)))
+  try {
+    await main()
+  } catch (err) {
+    process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`)
+    process.exitCode = 1
+  } finally {
+    await stopAll()
+  }
+}
