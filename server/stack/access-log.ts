@@ -1,5 +1,5 @@
 /**
- * nginx's access log: nginx writes `<log dir>/access.log` itself (buffered, whole lines, no Node
+ * nginx's access log: nginx writes `<log dir>/access.log` itself (a write per whole line, no Node
  * process in between), and the `forkyard nginx` wrapper rotates it by size, the way logrotate does
  * with nginx: rename the file (and the older ones along), then USR1 to the nginx master, which
  * reopens `access.log`. Lines nginx writes between the rename and the reopen land in

@@ -70,13 +70,13 @@ export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string
 }
 
 /**
- * With a log directory, nginx writes access.log there itself, in 64 KiB batches at least once a
- * second (each batch whole lines); the wrapper only rotates it (access-log.ts). Without one (JSON
- * lines on stdout), a FIFO that the wrapper relays to its output.
+ * With a log directory, nginx writes access.log there itself, one write per whole line; the
+ * wrapper only rotates it (access-log.ts). Not buffered: an nginx killed -9 lost its buffer's lines
+ * (seen in the container test). Without a log directory (JSON lines on stdout), a FIFO that the
+ * wrapper relays to its output.
  */
-function accessLogTarget(runDir: string, logDir: string): { ACCESS_LOG: string; ACCESS_LOG_OPTIONS: string } {
-  if (logDir === '') return { ACCESS_LOG: join(runDir, 'nginx-access.fifo'), ACCESS_LOG_OPTIONS: '' }
-  return { ACCESS_LOG: join(logDir, ACCESS_LOG_FILE), ACCESS_LOG_OPTIONS: ' buffer=64k flush=1s' }
+function accessLogTarget(runDir: string, logDir: string): { ACCESS_LOG: string } {
+  return { ACCESS_LOG: logDir === '' ? join(runDir, 'nginx-access.fifo') : join(logDir, ACCESS_LOG_FILE) }
 }
 
 /**
