@@ -4,10 +4,10 @@
  * that can never hang on them.
  *
  * Batched in time: lines wait up to BATCH_MS (or until BATCH_BYTES are pending) and go out in one
- * write. A busy worker logs a line per request; one write per line (or per event-loop turn, a
- * request or two under load) cost it a third of its CPU in system calls and wake-ups of the
- * arbiter that relays them. Every exit path (flushAndExit, the shell's fatal handler) flushes
- * what is pending first.
+ * write. A busy worker logs a line per request; a write per event-loop turn (a request or two
+ * under load) meant a system call in the worker and a wake-up of the arbiter that relays it for
+ * nearly every request; now at most 50 a second. Every exit path (flushAndExit, the shell's fatal
+ * handler) flushes what is pending first.
  *
  * Not sonic-boom (pino.destination): its flushSync() retries every error but EAGAIN forever, so a
  * worker whose arbiter was killed -9 (EPIPE on the pipe) spun in flushSync on its way out, kept the
