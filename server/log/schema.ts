@@ -70,7 +70,8 @@ export interface AccessFields {
 /**
  * A worker's access line, the same line pino would write for `log.info(fields, 'request')`, built
  * directly: a worker writes one per request, and pino's generic path (level check, key loop,
- * serialisers) cost several times this. `bindings` is the logger's own fields, serialised once:
+ * serialisers) took 5.2 µs a line against 2.0 µs here (both with the cached time; a loop of 500k
+ * lines on the 2-core VM). `bindings` is the logger's own fields, serialised once:
  * `"svc":"server","pid":1,"role":"worker",...` (serialiseBindings).
  */
 export function accessLine(bindings: string, f: Readonly<AccessFields>): string {
