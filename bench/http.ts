@@ -8,7 +8,8 @@
  *     the workers do not log each request again; push, bridge and jobs idle beside it).
  *
  *   node --import tsx bench/http.ts [--duration 10] [--connections 64] [--threads 2] [--rounds 3]
- *       [--only cluster,serve,stack]
+ *       [--only cluster,serve,stack]   (in that order; also serve-nolog, serve-supervised and
+ *                                      stack-nojobs, to take the kit's overhead apart)
  *
  * Each configuration runs alone: started, warmed up, measured, stopped; round after round, so
  * drift of the shared machine hits each alike; each row is the configuration's median round. The
