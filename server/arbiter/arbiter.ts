@@ -120,7 +120,7 @@ export class Arbiter {
       workers: () => {
         const st = this.status()
         // Ready and heartbeating: a worker whose event loop is stuck is not counted.
-        return { expected: st.expectedWorkers, ready: this.live().readyWorkers, generation: st.generation, reloading: st.reloading, versions: st.workers.filter((w) => w.state !== 'draining').map((w) => w.configVersion) }
+        return { expected: st.expectedWorkers, ready: this.live(st).readyWorkers, generation: st.generation, reloading: st.reloading, versions: st.workers.filter((w) => w.state !== 'draining').map((w) => w.configVersion) }
       },
       jobs: () => this.jobs.health(),
       version: () => ({ version: this.configVersion, since: this.configSince }),
@@ -129,8 +129,7 @@ export class Arbiter {
   }
 
   /** For /healthz: a worker ready with a heartbeat younger than FORKYARD_TIMEOUT (3 s at most). */
-  private live(): { ok: boolean; readyWorkers: number; expectedWorkers: number } {
-    const st = this.status()
+  private live(st: ArbiterStatus = this.status()): { ok: boolean; readyWorkers: number; expectedWorkers: number } {
     const freshMs = Math.min(this.config.timeoutMs, 3000)
     const ready = st.workers.filter((w) => w.state === 'ready' && w.lastHeartbeatMsAgo < freshMs).length
     return { ok: ready > 0, readyWorkers: ready, expectedWorkers: st.expectedWorkers }

@@ -4,8 +4,7 @@
  * reload so that it runs the new code, stopped with the rest. Its report (every second) feeds
  * /readyz through the arbiter's Health.
  */
-import { getPriority } from 'node:os'
-import { BOOT_NICE, canRestorePriority, setProcessNice } from '../process/priority.js'
+import { lowerForBoot, restoreAfterBoot } from '../process/priority.js'
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
@@ -71,14 +70,14 @@ export class JobsChild {
     })
     const pid = child.pid ?? 0
     // Booting at a lower CPU priority, like a worker, until its first report (process/priority.ts).
-    const bootNice = canRestorePriority() && setProcessNice(pid, getPriority() + BOOT_NICE)
+    const lowered = lowerForBoot(pid)
     relayChild(child, this.options.output, { pid, role: 'jobs' })
     const entry: Running = { child, startedAt: Date.now(), restart: false, stop: false, report: null, reportedAt: 0 }
     this.current = entry
     child.on('message', (m: unknown) => {
       const msg = m as JobsMessage
       if (msg?.t !== 'jobs') return
-      if (entry.report === null && bootNice) setProcessNice(pid, getPriority())
+      if (entry.report === null && lowered) restoreAfterBoot(pid)
       entry.report = msg.report
       entry.reportedAt = Date.now()
     })

@@ -3,8 +3,7 @@
  * draining), what its heartbeats and stall reports say, its deadlines, and its status row.
  * The arbiter decides when workers start and stop; a handle carries out the decision for one.
  */
-import { getPriority } from 'node:os'
-import { BOOT_NICE, canRestorePriority, setProcessNice } from '../process/priority.js'
+import { lowerForBoot, restoreAfterBoot } from '../process/priority.js'
 import cluster, { type Worker as ClusterWorker } from 'node:cluster'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -62,6 +61,8 @@ export class WorkerHandle {
   /** Why the arbiter killed it (boot-timeout, timeout, drain-timeout, stop-timeout), else null. */
   killed: string | null = null
   drainStartedAt = 0
+  /** Booting at a lower CPU priority (lowerForBoot), to be given back when ready. */
+  lowered = false
   bootError: SerializedError | null = null
   exitCode: number | null = null
   /** Settles once: ready, or the boot failed (the error the worker reported, or why it died). */
@@ -69,12 +70,8 @@ export class WorkerHandle {
   private settleBoot: (r: BootResult) => void = () => {}
   private readonly log: Logger
 
-  /** Workers boot at a lower CPU priority when it can be given back (process/priority.ts). */
-  private static bootNice = false
-
   /** How every worker is forked. Global to the cluster module, so set before the first fork. */
   static setupPrimary(scheduling: ServerConfig['scheduling']): void {
-    WorkerHandle.bootNice = canRestorePriority()
     cluster.schedulingPolicy = scheduling === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR
     cluster.setupPrimary({
       exec: workerMain,
@@ -90,7 +87,8 @@ export class WorkerHandle {
     const id = ++lastWorkerId
     const cw = cluster.fork({ ...launchEnv(launch), [workerEnv.generation]: String(launch.generation), [workerEnv.id]: String(id) })
     const t = new WorkerHandle(id, cw, launch.generation, launch.configVersion, log)
-    if (WorkerHandle.bootNice) setProcessNice(t.pid, getPriority() + BOOT_NICE)
+    // Booting at a lower CPU priority, given back once ready (process/priority.ts).
+    t.lowered = lowerForBoot(t.pid)
     relayChild(cw.process, output, { pid: t.pid, role: 'worker', worker: id })
     const stalls = cw.process.stdio[STALL_FD] as Readable | null | undefined
     if (stalls) t.readStalls(stalls)
@@ -147,7 +145,7 @@ export class WorkerHandle {
   }
 
   ready(): void {
-    if (WorkerHandle.bootNice && !setProcessNice(this.pid, getPriority())) this.log.warn({ worker: this.id, workerPid: this.pid }, 'could not give the worker its normal CPU priority back')
+    if (this.lowered && !restoreAfterBoot(this.pid)) this.log.warn({ worker: this.id, workerPid: this.pid }, 'could not give the worker its normal CPU priority back')
     if (this.state === 'booting') this.state = 'ready'
     this.readyAt = Date.now()
     this.lastHb = this.readyAt

@@ -30,6 +30,22 @@ export function canRestorePriority(): boolean {
   }
 }
 
+let restorable: boolean | null = null
+
+/**
+ * Lowers a child that is booting by BOOT_NICE, only where its priority can be given back
+ * (checked once per process); true when it was lowered, and restoreAfterBoot() is then owed.
+ */
+export function lowerForBoot(pid: number): boolean {
+  restorable ??= canRestorePriority()
+  return restorable && setProcessNice(pid, getPriority() + BOOT_NICE)
+}
+
+/** Gives a child lowered by lowerForBoot() this process's priority back; false when it could not. */
+export function restoreAfterBoot(pid: number): boolean {
+  return setProcessNice(pid, getPriority())
+}
+
 /** Sets the nice value of every thread of `pid`; false when it is gone or not permitted. */
 export function setProcessNice(pid: number, nice: number): boolean {
   let tids: number[]

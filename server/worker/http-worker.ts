@@ -62,8 +62,8 @@ export class HttpWorker {
     private readonly log: Logger,
     private readonly send: (m: WorkerMessage) => void,
     private readonly table: InflightTable,
-    private readonly readiness: ReadinessCheck | null = null,
-    private readonly access: AccessOutput | null = null,
+    private readonly readiness: ReadinessCheck | null,
+    private readonly access: AccessOutput,
   ) {
     this.maxRequests = recycleAfter(config)
   }
@@ -163,8 +163,7 @@ export class HttpWorker {
     this.table.remove(entry.slot)
     if (this.config.accessLog === true && this.log.isLevelEnabled('info')) {
       const fields = { reqId: entry.reqId, method: entry.method, path: entry.path, status: res.statusCode, ms: Math.round((performance.now() - entry.start) * 10) / 10, aborted: !res.writableFinished }
-      if (this.access !== null) this.access.output.write(accessLine(this.access.bindings, fields))
-      else this.log.info(fields.aborted ? fields : { reqId: fields.reqId, method: fields.method, path: fields.path, status: fields.status, ms: fields.ms }, 'request')
+      this.access.output.write(accessLine(this.access.bindings, fields))
     }
     this.afterRequest()
   }
