@@ -34,8 +34,11 @@ test('a task accepted with 202 runs even when the accepting worker is killed -9 
   assert.equal(r.status, 202)
   process.kill(r.pid, 'SIGKILL')
   await until('task done', () => lines(join(dir, 'done.txt')).some((l) => l.startsWith(r.body.id)), 15_000)
-  const record = JSON.parse((await get(s.port, `/task/${r.body.id}`)).text) as { state: string; attempts: number; result: unknown }
-  assert.equal(record.state, 'done')
+  // The handler's side effect lands before the queue records the task as done.
+  const record = await until('recorded as done', async () => {
+    const rec = JSON.parse((await get(s.port, `/task/${r.body.id}`)).text) as { state: string; attempts: number; result: unknown }
+    return rec.state === 'done' ? rec : undefined
+  }, 5_000)
   assert.deepEqual(record.result, { wrote: true })
   const started = await s.waitLog((l) => l.msg === 'task started' && l.taskId === r.body.id, 'task started line')
   assert.equal(started.role, 'jobs')
@@ -101,9 +104,10 @@ test('kill -9 of the whole server mid-task: after a restart the task runs again 
   const second = await startServer(t, { app, cwd: dir, env: envFor(dir) })
   await second.waitLog((l) => l.msg === 'task interrupted by a stop or crash: queued again' && l.taskId === r.body.id, 'requeued after the crash')
   await until('done after restart', () => lines(join(dir, 'done.txt')).some((l) => l.startsWith(r.body.id)), 20_000)
-  const record = JSON.parse((await get(second.port, `/task/${r.body.id}`)).text) as { state: string; attempts: number }
-  assert.equal(record.state, 'done')
-  assert.equal(record.attempts, 2)
+  // The handler's side effect (done.txt) lands before the queue records the task as done.
+  const record = async (): Promise<{ state: string; attempts: number }> => JSON.parse((await get(second.port, `/task/${r.body.id}`)).text) as { state: string; attempts: number }
+  await until('recorded as done', async () => (await record()).state === 'done', 5_000)
+  assert.equal((await record()).attempts, 2)
 })
 
 test('a singleton runs once per deployment with 4 workers (once per tick), and comes back after kill -9', async (t) => {
