@@ -75,6 +75,8 @@
 #   FORKYARD_PUSH_PING_INTERVAL=30s
 #   FORKYARD_PUSH_HEARTBEAT_STALE=5s
 #   FORKYARD_PUSH_MAX_LAG=5s
+#   FORKYARD_ENGINE=embedded              (docker-compose.redis.yml sets redis://redis:6379/0)
+#   FORKYARD_ENGINE_PREFIX=forkyard:
 
 # --- builder: every dependency, then the TypeScript build -------------------------------------
 FROM node:24-bookworm-slim AS builder

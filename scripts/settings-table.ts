@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { logSchema } from '../server/config/logging.js'
 import { messagingSchemas } from '../server/config/messaging.js'
+import { engineSchemas } from '../server/config/engine.js'
 import { schema } from '../server/config/schema.js'
 import type { Field } from '../server/config/section.js'
 import { stackSchema } from '../server/config/stack.js'
@@ -21,7 +22,7 @@ export const end = '<!-- /settings-table -->'
 /** Every field of every schema, by variable (one variable may serve several processes). */
 export function schemaFields(): Map<string, Field<unknown>[]> {
   const out = new Map<string, Field<unknown>[]>()
-  for (const s of [schema, logSchema, stackSchema, messagingSchemas.bridge, messagingSchemas.publisher, messagingSchemas.push]) {
+  for (const s of [schema, logSchema, stackSchema, messagingSchemas.bridge, messagingSchemas.publisher, messagingSchemas.push, engineSchemas.engine]) {
     for (const f of Object.values(s) as Field<unknown>[]) out.set(f.env, [...(out.get(f.env) ?? []), f])
   }
   return out

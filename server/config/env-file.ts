@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { parse } from 'dotenv'
 import { loadAppSchema, validateApp, type AppSchema } from './app-schema.js'
+import { engineSchemas, loadEngineConfig } from './engine.js'
 import { loadConfig } from './load.js'
 import { loadLogConfig } from './logging.js'
 import { loadBridgeConfig, loadPublisherConfig, loadPushConfig, messagingSchemas } from './messaging.js'
@@ -20,9 +21,9 @@ import { loadStackConfig } from './stack.js'
 /**
  * Settings that only new worker (and jobs) processes can take: a change means a rolling reload.
  * From the schemas' `apply: 'restart'` marks: the server's own, FORKYARD_APP, and the publisher's
- * (workers and the jobs process publish).
+ * (workers and the jobs process publish), and the engine's (tasks and singletons live in it).
  */
-export const restartKeys = [...new Set([...restartVariables(schema), ...restartVariables(messagingSchemas.publisher), 'FORKYARD_APP'])]
+export const restartKeys = [...new Set([...restartVariables(schema), ...restartVariables(messagingSchemas.publisher), ...restartVariables(engineSchemas.engine), 'FORKYARD_APP'])]
 
 export interface EnvSnapshot {
   /** The effective environment: process environment, plus the file's keys where not pinned. */
@@ -50,6 +51,7 @@ export function snapshot(env: Record<string, string>, fileKeys: string[]): EnvSn
   loadPushConfig(env)
   loadPublisherConfig(env)
   loadBridgeConfig(env)
+  loadEngineConfig(env)
   loadLogConfig(env)
   loadStackConfig(env)
   const appSchema = loadAppSchema(env.FORKYARD_APP_SCHEMA ?? '')
