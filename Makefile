@@ -40,7 +40,7 @@ build: $(BUILT) ## compile server/ to dist/ (installs node_modules first when ne
 settings-table: $(DEPS) ## regenerate README's settings table from .env.example and the schemas
 	$(NODE) --import tsx scripts/settings-table.ts --write
 
-test-deps: $(DEPS) ## what the tests need from the system (apt-get as root: nginx, supervisor, wrk, chromium, git)
+test-deps: $(DEPS) ## what the tests need from the system (apt-get as root: nginx, supervisor, wrk, chromium, git, redis-server, iproute2)
 	@scripts/system-deps.sh test
 
 lint: $(DEPS) ## eslint over sources, tests and benches

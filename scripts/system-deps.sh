@@ -4,8 +4,9 @@
 #
 #   scripts/system-deps.sh up       node >= 20, npm (nginx and supervisor: `forkyard up` installs
 #                                   them itself, only when the stack runs natively, not in Docker)
-#   scripts/system-deps.sh test     also nginx, supervisor, wrk, chromium (the browser test) and git
-#                                   (the fresh-clone tests)
+#   scripts/system-deps.sh test     also nginx, supervisor, wrk, chromium (the browser test), git
+#                                   (the fresh-clone tests), redis-server and iproute2 (the Redis
+#                                   engine and its three-host test)
 #   scripts/system-deps.sh docker   Docker's engine and compose, debootstrap (the stand-in base
 #                                   image) and git, for test/container/run.sh
 set -euo pipefail
@@ -29,6 +30,8 @@ case "$want" in
   up) exit 0 ;;
   test)
     need nginx nginx; need supervisord supervisor; need wrk wrk; need chromium chromium; need git git
+    # The Redis engine's tests (issue 14): a real redis-server, and network namespaces (iproute2).
+    need redis-server redis-server; need ip iproute2
     # chromium wants CA certificates even for the loopback pages of the browser test.
     [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
     ;;
