@@ -57,6 +57,7 @@
 #   FORKYARD_NGINX_WORKERS=1
 #   FORKYARD_STATIC_DIR=example/public
 #   FORKYARD_DOCKER=auto                  (read by `make up` on the host, not in the container)
+#   FORKYARD_COMPOSE_FILES=docker-compose.yml (read by `make up` on the host)
 #   FORKYARD_BRIDGE_DIR=                  (empty = $FORKYARD_RUN_DIR/bridge)
 #   FORKYARD_BRIDGE_TCP=
 #   FORKYARD_BRIDGE_HISTORY_COUNT=1000

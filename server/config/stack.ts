@@ -19,6 +19,8 @@ export interface StackConfig {
   staticDir: string
   /** `make up` with Docker Compose: auto (when an engine answers), never, always. */
   docker: 'auto' | 'never' | 'always'
+  /** Compose files `make up` passes to Docker Compose, in order (overlays after the base file). */
+  composeFiles: string[]
 }
 
 const workers: Parser<string> = (name, raw) => {
@@ -35,6 +37,14 @@ const docker: Parser<StackConfig['docker']> = (name, raw) => {
   throw new ForkyardError(codes.CONFIG, `Expected ${name} to be auto, 0 (native) or 1 (Docker Compose), got ${JSON.stringify(raw)}`)
 }
 
+const composeFiles: Parser<string[]> = (name, raw) => {
+  const files = raw.split(',').map((f) => f.trim()).filter((f) => f !== '')
+  if (files.length === 0 || files.some((f) => !/^[A-Za-z0-9_./-]+\.ya?ml$/.test(f))) {
+    throw new ForkyardError(codes.CONFIG, `Expected ${name} to be compose files (.yml) separated by commas, e.g. docker-compose.yml,docker-compose.redis.yml, got ${JSON.stringify(raw)}`)
+  }
+  return files
+}
+
 export const stackSchema: Schema<StackConfig> = {
   port: { env: 'FORKYARD_PORT', parse: int(1, 65535), default: '8080' },
   listenHost: { env: 'FORKYARD_LISTEN_HOST', parse: text, default: '127.0.0.1' },
@@ -43,6 +53,7 @@ export const stackSchema: Schema<StackConfig> = {
   nginxWorkers: { env: 'FORKYARD_NGINX_WORKERS', parse: workers, default: '1' },
   staticDir: { env: 'FORKYARD_STATIC_DIR', parse: text, default: 'example/public' },
   docker: { env: 'FORKYARD_DOCKER', parse: docker, default: 'auto', apply: 'up' },
+  composeFiles: { env: 'FORKYARD_COMPOSE_FILES', parse: composeFiles, default: 'docker-compose.yml', apply: 'up' },
 }
 
 /** `dir` is the project directory (where .env is, and where the programs run): relative paths in .env are relative to it. */

@@ -51,6 +51,12 @@ export function dockerMode(env: NodeJS.ProcessEnv): DockerMode {
   return field.parse(field.env, env[field.env] ?? field.default)
 }
 
+/** FORKYARD_COMPOSE_FILES: the base file, then overlays such as docker-compose.redis.yml. */
+export function composeFiles(env: NodeJS.ProcessEnv): string[] {
+  const field = stackSchema.composeFiles
+  return field.parse(field.env, env[field.env]?.trim() || field.default)
+}
+
 /** The compose command (`docker compose` or `docker-compose`) when an engine answers within 5 s, else null. */
 export function findCompose(env: NodeJS.ProcessEnv): string[] | null {
   const quiet: SpawnSyncOptions = { env, stdio: 'ignore', timeout: 5000 }
@@ -64,6 +70,8 @@ export function findCompose(env: NodeJS.ProcessEnv): string[] | null {
 export interface ComposeProject {
   compose: string[]
   home: string
+  /** FORKYARD_COMPOSE_FILES, relative to home: docker-compose.yml, then any overlay. */
+  files: string[]
   project: string
   envFile: string
   env: NodeJS.ProcessEnv
@@ -77,8 +85,8 @@ function run(cmd: string[], env: NodeJS.ProcessEnv, inherit: boolean, timeoutMs:
 }
 
 export function composeRun(p: ComposeProject, args: string[], inherit = true, timeoutMs = 30 * 60_000): { status: number | null; out: string } {
-  const file = join(p.home, 'docker-compose.yml')
-  return run([...p.compose, '-p', p.project, '-f', file, '--project-directory', p.home, '--env-file', p.envFile, ...args], p.env, inherit, timeoutMs)
+  const files = p.files.flatMap((f) => ['-f', resolve(p.home, f)])
+  return run([...p.compose, '-p', p.project, ...files, '--project-directory', p.home, '--env-file', p.envFile, ...args], p.env, inherit, timeoutMs)
 }
 
 /** The id of the project's app container (running only, or any), or null. */
@@ -246,6 +254,7 @@ export async function dockerStack(command: string, home: string, env: NodeJS.Pro
   const p: ComposeProject = {
     compose,
     home,
+    files: composeFiles(env),
     project: env.COMPOSE_PROJECT_NAME?.trim() || 'forkyard',
     envFile: resolve(envFile ?? join(home, '.env')),
     env: { ...env, FORKYARD_PORT: String(s.port), FORKYARD_HOST_LOG_DIR: s.logDir, FORKYARD_HOST_DATA_DIR: resolve(home, env.FORKYARD_HOST_DATA_DIR?.trim() || 'data') },

@@ -521,3 +521,20 @@ test('plain docker compose on a fresh clone: cp .env.example .env, up -d --build
     assert.equal(docker(['network', 'ls', '-q', ...projectFilter]).out.trim(), '', 'no network left')
   })
 })
+
+test('docker-compose.redis.yml merges onto docker-compose.yml: a redis service with its AOF under ./data/redis, the app switched to it', (t: TestContext) => {
+  // The overlay's image comes from a registry this machine cannot reach, so only compose's own
+  // merge and interpolation are checked here; test/integration/multi-host.test.ts runs the engine.
+  const kit = cloneKit(tempDir('fy-overlay-'))
+  copyFileSync(join(kit, '.env.example'), join(kit, '.env'))
+  const env = userEnv({ FORKYARD_REDIS_PASSWORD: 'pw-1', FORKYARD_REDIS_LISTEN: '10.1.2.3' })
+  const compose = findCompose(env)
+  assert.ok(compose !== null, 'a compose command answers')
+  const r = sh(compose[0]!, [...compose.slice(1), '-f', 'docker-compose.yml', '-f', 'docker-compose.redis.yml', 'config'], env, 60_000, kit)
+  t.diagnostic(r.out.slice(0, 200))
+  assert.equal(r.status, 0, r.out)
+  assert.match(r.out, /FORKYARD_ENGINE: redis:\/\/:pw-1@redis:6379\/0/)
+  assert.match(r.out, /--appendonly yes --appendfsync always/)
+  assert.match(r.out, new RegExp(`${join(kit, 'data', 'redis').replace(/[/.]/g, '\\$&')}:/data`))
+  assert.match(r.out, /10\.1\.2\.3/)
+})
