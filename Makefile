@@ -10,6 +10,9 @@ BUILT       := dist/.built
 SOURCES     := $(shell find server -name '*.ts') tsconfig.json
 SVC         ?=
 REQ         ?=
+LINES       ?=
+LEVEL       ?=
+FOLLOW      ?=
 APP         ?= example/app.mjs
 DEV_PORT    ?= 8000
 DURATION    ?= 10
@@ -81,8 +84,8 @@ up: build ## start nginx, server, push and bridge (Docker Compose if an engine a
 down: $(BUILT) ## stop the whole stack gracefully
 	$(FORKYARD) down
 
-logs: $(BUILT) ## follow the unified logs (SVC=push to filter by process, REQ=<id> for one request)
-	$(FORKYARD) logs -f $(if $(SVC),--svc $(SVC)) $(if $(REQ),--req $(REQ))
+logs: $(BUILT) ## the unified logs: follows, or LINES=200 prints the last lines and exits; SVC=push, REQ=<id>, LEVEL=error filter
+	$(FORKYARD) logs $(if $(or $(LINES),$(REQ),$(filter 0,$(FOLLOW))),,-f) $(if $(LINES),--lines $(LINES)) $(if $(SVC),--svc $(SVC)) $(if $(REQ),--req $(REQ)) $(if $(LEVEL),--level $(LEVEL))
 
 reload: $(BUILT) ## zero-downtime rolling reload of the workers
 	$(FORKYARD) reload

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util'
 import { controlRequest, type ControlCommand } from '../arbiter/control.js'
 import type { ArbiterStatus } from '../arbiter/arbiter.js'
 import { loadConfig, type ConfigOverrides } from '../config/load.js'
-import { exitCodeOf, exitCodes } from '../errors.js'
+import { ForkyardError, codes, exitCodeOf, exitCodes } from '../errors.js'
 import { serve } from '../serve.js'
 import { Bridge } from '../bridge/bridge.js'
 import { loadBridgeConfig, loadPushConfig } from '../config/messaging.js'
@@ -26,7 +26,7 @@ import { ProcessShell } from '../process/shell.js'
 import { runNginx } from '../stack/nginx.js'
 import { downNative, ensureDotenv, readProjectEnv, stackEnv, stackPaths, supervisorctl, supervisordPid, upNative } from '../stack/launcher.js'
 import { loadStackConfig } from '../config/stack.js'
-import { showLogs } from '../stack/logs.js'
+import { parseLevel, showLogs } from '../stack/logs.js'
 import { dockerStack } from '../stack/docker.js'
 
 /** The kit's own directory (where nginx/, supervisor/, client/ and dist/ are). */
@@ -58,7 +58,9 @@ Commands:
   check                validate every setting (.env and the environment) as up does, then exit
   down                 stop the whole stack gracefully
   ps                   every supervised process, then every worker
-  logs [-f] [--svc S] [--req ID] [--lines N] [--json]   the unified logs, merged in time order
+  logs [-f] [--svc S] [--req ID] [--level L] [--lines N] [--json]
+                       the unified logs, merged in time order; --level warn: warn and worse;
+                       --req also searches the rotated files
 
 Options (each mirrors a FORKYARD_* variable, see .env.example):
   -w, --workers N           FORKYARD_WORKERS (0 = one per CPU the cgroup allows)
@@ -92,6 +94,7 @@ const { values, positionals } = (() => {
         svc: { type: 'string' },
         req: { type: 'string' },
         lines: { type: 'string' },
+        level: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -266,7 +269,15 @@ async function stack(command: string, file: Record<string, string>, base: NodeJS
     }
     case 'logs': {
       const st = stackPaths(home, dir, base, file)
-      await showLogs(st.logDir, { svc: values.svc, req: values.req }, { follow: values.follow === true, lines: Number(values.lines ?? 200), json: values.json === true, color: process.stdout.isTTY === true, write: (s) => void process.stdout.write(s) })
+      const lines = Number(values.lines ?? 200)
+      if (!Number.isInteger(lines) || lines < 0) throw new ForkyardError(codes.CONFIG, `Expected --lines (make logs LINES=) to be a whole number, got ${JSON.stringify(values.lines)}`)
+      let level: string | undefined
+      try {
+        level = parseLevel(values.level)
+      } catch (err) {
+        throw new ForkyardError(codes.CONFIG, (err as Error).message)
+      }
+      await showLogs(st.logDir, { svc: values.svc, req: values.req, level }, { follow: values.follow === true, lines, json: values.json === true, color: process.stdout.isTTY === true, write: (s) => void process.stdout.write(s) })
       return
     }
   }

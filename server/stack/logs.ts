@@ -1,6 +1,7 @@
 /**
  * `forkyard logs` (make logs): every process's JSON log file in the log directory, merged in time
- * order and pretty-printed, optionally filtered by process (--svc) or request id (--req), and
+ * order and pretty-printed, optionally filtered by process (--svc), request id (--req, also
+ * searching the rotated files) or lowest level (--level warn: warn, error and fatal), and
  * followed (-f) across rotations: a file whose inode changes was rotated, so the rest of the old
  * file is read before the new one. `<program>.stdio` files (what a process printed outside its
  * logger) are shown too, each line wrapped as an error of that program. Reading a line back and
@@ -14,6 +15,18 @@ import { parseLine, type LogLine } from '../log/schema.js'
 export interface LogFilter {
   svc?: string | undefined
   req?: string | undefined
+  /** The lowest level shown: trace, debug, info, warn, error, fatal. */
+  level?: string | undefined
+}
+
+export const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const
+
+/** --level's value, checked: the lowest level to show. */
+export function parseLevel(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined
+  const v = raw.trim().toLowerCase()
+  if (!(LEVELS as readonly string[]).includes(v)) throw new TypeError(`Expected --level (make logs LEVEL=) to be one of ${LEVELS.join(', ')}, got ${JSON.stringify(raw)}`)
+  return v
 }
 
 interface Tail {
@@ -29,6 +42,7 @@ interface Tail {
 export function matches(line: LogLine, f: LogFilter): boolean {
   if (f.svc !== undefined && line.svc !== f.svc) return false
   if (f.req !== undefined && line.reqId !== f.req) return false
+  if (f.level !== undefined && LEVELS.indexOf(String(line.level) as (typeof LEVELS)[number]) < LEVELS.indexOf(f.level as (typeof LEVELS)[number])) return false
   return true
 }
 
@@ -37,7 +51,7 @@ function open(path: string, fromEnd: boolean): Tail {
   const st = fstatSync(fd)
   const name = basename(path)
   const raw = name.endsWith('.stdio')
-  return { path, fd, ino: st.ino, pos: fromEnd ? st.size : 0, partial: '', svc: name.replace(/\.(log|stdio)$/, ''), raw }
+  return { path, fd, ino: st.ino, pos: fromEnd ? st.size : 0, partial: '', svc: name.replace(/\.(log|stdio)(\.\d+)?$/, ''), raw }
 }
 
 /** Reads what was appended since the last call; whole lines only. */
@@ -59,10 +73,11 @@ function drain(t: Tail, rawTime?: string): LogLine[] {
   return out
 }
 
-function logFiles(dir: string): string[] {
+/** The files being written; with `rotated`, also their older generations (access.log.1, …). */
+function logFiles(dir: string, rotated = false): string[] {
   if (!existsSync(dir)) return []
   return readdirSync(dir)
-    .filter((f) => f.endsWith('.log') || (f.endsWith('.stdio') && !f.startsWith('supervisord')))
+    .filter((f) => f.endsWith('.log') || (rotated && /\.log\.\d+$/.test(f)) || (f.endsWith('.stdio') && !f.startsWith('supervisord')))
     .map((f) => join(dir, f))
 }
 
@@ -78,10 +93,12 @@ export async function showLogs(dir: string, filter: LogFilter, options: { follow
   }
   const tails = new Map<string, Tail>()
   const first: LogLine[] = []
-  for (const path of logFiles(dir)) {
+  // One request may be older than the last rotation: its lines are looked for in every generation.
+  for (const path of logFiles(dir, filter.req !== undefined)) {
     const t = open(path, false)
-    tails.set(path, t)
     first.push(...drain(t, statSync(path).mtime.toISOString()))
+    if (/\.log\.\d+$/.test(path)) closeSync(t.fd)
+    else tails.set(path, t)
   }
   print(options.lines <= 0 ? [] : first.filter((l) => matches(l, filter)).sort(byTime).slice(-options.lines))
   if (!options.follow) {

@@ -134,6 +134,14 @@ test('the stack natively: up, requests, WebSocket, kill -9 of each process, relo
   // behind the kit's nginx do not log it again), across its rotations.
   assert.equal(accessCount(lines, 'nginx'), result.ok, 'every request has its access line')
   assert.equal(accessCount(lines, 'server'), 0, 'no second access line from the workers')
+  // nginx's upstreamMs is milliseconds: a number close to the request's ms (nginx times the two on
+  // different clocks, truncated to whole ms), null when no upstream answered.
+  const proxied = lines.filter((l) => l.line.svc === 'nginx' && l.line.path === '/api/notify')
+  const badUpstream = proxied.filter((l) =>
+    l.line.upstream === '' ? l.line.upstreamMs !== null : typeof l.line.upstreamMs !== 'number' || (l.line.upstreamMs as number) > (l.line.ms as number) + 2,
+  )
+  assert.ok(proxied.length > 0 && badUpstream.length === 0, JSON.stringify(badUpstream.slice(0, 3).map((l) => l.line)))
+  assert.ok(proxied.some((l) => (l.line.upstreamMs as number) >= 1), 'some upstream took a millisecond or more (not seconds)')
   const services = new Set(lines.map((l) => l.line.svc))
   for (const svc of ['nginx', 'server', 'push', 'bridge']) assert.ok(services.has(svc), `${svc} logged`)
   for (const { file, line } of lines) {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import type { LogLine } from '../../server/log/schema.js'
-import { matches, showLogs, type LogFilter } from '../../server/stack/logs.js'
+import { matches, parseLevel, showLogs, type LogFilter } from '../../server/stack/logs.js'
 
 test('matches: svc and req filters, each optional, both must hold', () => {
   const line: LogLine = { svc: 'server', reqId: 'abc', msg: 'm' }
@@ -43,7 +43,7 @@ function fixture(t: TestContext): Fixture {
   const mtime = new Date('2026-01-01T00:00:06.000Z')
   utimesSync(join(dir, 'jobs.stdio'), mtime, mtime)
   // Not shown: a rotated file, supervisord's own output, something else.
-  writeFileSync(join(dir, 'server.log.1'), rec('2026-01-01T00:00:00.500Z', 'server', 'rotated'))
+  writeFileSync(join(dir, 'server.log.1'), rec('2026-01-01T00:00:00.500Z', 'server', 'rotated') + rec('2026-01-01T00:00:00.600Z', 'server', 'rotated-a', 'req-a'))
   writeFileSync(join(dir, 'supervisord.stdio'), 'supervisord says hi\n')
   writeFileSync(join(dir, 'notes.txt'), 'hello\n')
   const show = async (filter: LogFilter, options: { lines?: number; json?: boolean } = {}): Promise<string[]> => {
@@ -80,7 +80,8 @@ test('showLogs --svc and --req filter', async (t) => {
   const f = fixture(t)
   assert.deepEqual(msgs(await f.show({ svc: 'server' })), ['s1', 's3', 's5'])
   assert.deepEqual(msgs(await f.show({ svc: 'jobs' })), ['Error: crashed', '    at main'])
-  assert.deepEqual(msgs(await f.show({ req: 'req-a' })), ['s1', 'p2', 's5'])
+  // A request id is also looked for in the rotated files.
+  assert.deepEqual(msgs(await f.show({ req: 'req-a' })), ['rotated-a', 's1', 'p2', 's5'])
   assert.deepEqual(msgs(await f.show({ svc: 'push', req: 'req-a' })), ['p2'])
   assert.deepEqual(await f.show({ svc: 'nobody' }), [])
 })
@@ -91,6 +92,18 @@ test('showLogs `lines` keeps the last N matching lines', async (t) => {
   assert.deepEqual(msgs(await f.show({ svc: 'server' }, { lines: 2 })), ['s3', 's5'])
   assert.deepEqual(msgs(await f.show({ req: 'req-a' }, { lines: 1 })), ['s5'])
   assert.equal((await f.show({}, { lines: 100 })).length, 7)
+})
+
+test('showLogs --level shows that level and worse; a bad level is refused with the choices', async (t) => {
+  const f = fixture(t)
+  const line = (time: string, level: string, msg: string): string => JSON.stringify({ time, level, svc: 'bridge', pid: 2, msg }) + '\n'
+  writeFileSync(join(f.dir, 'bridge.log'), line('2026-01-01T00:00:07.000Z', 'warn', 'w') + line('2026-01-01T00:00:08.000Z', 'error', 'e') + line('2026-01-01T00:00:09.000Z', 'fatal', 'f') + line('2026-01-01T00:00:09.500Z', 'debug', 'd'))
+  assert.deepEqual(msgs(await f.show({ level: 'error' })), ['Error: crashed', '    at main', 'e', 'f'])
+  assert.deepEqual(msgs(await f.show({ level: 'warn', svc: 'bridge' })), ['w', 'e', 'f'])
+  assert.equal((await f.show({ level: 'trace' })).length, 11)
+  assert.equal(parseLevel(' ERROR '), 'error')
+  assert.equal(parseLevel(undefined), undefined)
+  assert.throws(() => parseLevel('errors'), /Expected --level \(make logs LEVEL=\) to be one of trace, debug, info, warn, error, fatal, got "errors"/)
 })
 
 test('showLogs `lines: 0` prints nothing', async (t) => {
