@@ -10,6 +10,8 @@ BUILT       := dist/.built
 SOURCES     := $(shell find server -name '*.ts') tsconfig.json
 SVC         ?=
 REQ         ?=
+P           ?=
+N           ?=
 LINES       ?=
 LEVEL       ?=
 FOLLOW      ?=
@@ -20,7 +22,7 @@ CONNECTIONS ?= 64
 UNIT_TESTS        := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-http bench-push serve dev clean up down logs reload status
+.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-http bench-push serve dev clean up down logs reload status restart scale
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -89,6 +91,12 @@ logs: $(BUILT) ## the unified logs: follows, or LINES=200 prints the last lines 
 
 reload: $(BUILT) ## zero-downtime rolling reload of the workers
 	$(FORKYARD) reload
+
+restart: $(BUILT) ## restart supervised programs and nothing else: make restart P=push (bridge, push, server, nginx, all)
+	$(FORKYARD) restart $(or $(P),$(error expected P=<program>: bridge, push, server, nginx or all))
+
+scale: $(BUILT) ## run N workers from now on: make scale N=4 (FORKYARD_WORKERS in .env keeps it after a restart)
+	$(FORKYARD) scale $(or $(N),$(error expected N=<number of workers>))
 
 status: $(BUILT) ## every process and every worker
 	$(FORKYARD) ps

@@ -24,7 +24,7 @@ import { definedEnv, readEnvFile, snapshot } from '../config/env-file.js'
 import { loadLogConfig } from '../config/logging.js'
 import { ProcessShell } from '../process/shell.js'
 import { runNginx } from '../stack/nginx.js'
-import { downNative, ensureDotenv, readProjectEnv, stackEnv, stackPaths, supervisorctl, supervisordPid, upNative } from '../stack/launcher.js'
+import { downNative, ensureDotenv, readProjectEnv, stackEnv, stackPaths, restartTargets, supervisorctl, supervisordPid, upNative } from '../stack/launcher.js'
 import { loadStackConfig } from '../config/stack.js'
 import { parseLevel, showLogs } from '../stack/logs.js'
 import { dockerStack } from '../stack/docker.js'
@@ -50,6 +50,8 @@ Commands:
   status [--json]      list the workers of the running server
   reload               rolling reload (same as kill -HUP <arbiter pid>)
   stop                 graceful stop (same as kill -TERM <arbiter pid>)
+  scale N              run N workers from now on (TTIN/TTOU until there; until the next start:
+                       FORKYARD_WORKERS in .env keeps it); waits until N are ready
   bridge               run the ZeroMQ message bridge (FORKYARD_BRIDGE_*)
   push                 run the WebSocket push process (FORKYARD_PUSH_*)
   nginx                render nginx/nginx.conf.template from the settings and run nginx, logs relayed
@@ -58,6 +60,8 @@ Commands:
   check                validate every setting (.env and the environment) as up does, then exit
   down                 stop the whole stack gracefully
   ps                   every supervised process, then every worker
+  restart PROGRAM...   restart supervised programs (bridge, push, server, nginx, or all) and
+                       nothing else; "server" stops gracefully first (a reload keeps serving)
   logs [-f] [--svc S] [--req ID] [--level L] [--lines N] [--json]
                        the unified logs, merged in time order; --level warn: warn and worse;
                        --req also searches the rotated files
@@ -145,12 +149,12 @@ async function main(): Promise<void> {
   if (['status', 'reload', 'stop', 'ps', 'logs'].includes(command ?? '')) yieldCpu()
   // The environment before .env: its keys win over the file, now and after a change (dotenv's rule).
   const baseEnv = { ...process.env }
-  if (['up', 'down', 'ps', 'logs', 'check'].includes(command ?? '')) {
+  if (['up', 'down', 'ps', 'logs', 'check', 'restart'].includes(command ?? '')) {
     // The stack commands read .env without copying it into this process's environment: supervisord
     // inherits that environment, and a value there would pin the key for every program.
     if (command === 'up') for (const m of ensureDotenv(home, dir, baseEnv)) say(m)
     const file = readProjectEnv(dir, values['env-file'])
-    await stack(command ?? '', file, baseEnv)
+    await stack(command ?? '', file, baseEnv, rest)
     return
   }
   loadDotenv({ path: values['env-file'] ?? '.env', quiet: true })
@@ -224,6 +228,10 @@ async function main(): Promise<void> {
       }
       return
     }
+    case 'scale': {
+      await scale(rest[0])
+      return
+    }
     case 'stop':
       await control('stop')
       process.stdout.write('stopping\n')
@@ -234,10 +242,28 @@ async function main(): Promise<void> {
   }
 }
 
+/** `forkyard scale N`: TTIN/TTOU through the control socket until N are expected, then N ready. */
+async function scale(raw: string | undefined): Promise<void> {
+  const n = Number(raw)
+  if (raw === undefined || !/^\d{1,3}$/.test(raw) || n < 1) throw new ForkyardError(codes.CONFIG, `Expected forkyard scale N with N a whole number from 1 to 999, got ${JSON.stringify(raw ?? '')}`)
+  let st = (await control('status')) as ArbiterStatus
+  for (let i = 0; i < 1000 && st.expectedWorkers !== n; i++) {
+    await control(st.expectedWorkers < n ? 'ttin' : 'ttou')
+    st = (await control('status')) as ArbiterStatus
+  }
+  const deadline = Date.now() + 120_000
+  while (st.readyWorkers !== n && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200))
+    st = (await control('status')) as ArbiterStatus
+  }
+  say(`${st.readyWorkers}/${st.expectedWorkers} workers ready${st.readyWorkers === n ? '' : ' (not yet all: see make logs)'}; FORKYARD_WORKERS in .env keeps ${n} after a restart`)
+  if (st.readyWorkers !== n) process.exit(exitCodes.failure)
+}
+
 /** up, down, ps, logs, check: `file` is the project's .env, `base` the operator's environment. */
-async function stack(command: string, file: Record<string, string>, base: NodeJS.ProcessEnv): Promise<void> {
+async function stack(command: string, file: Record<string, string>, base: NodeJS.ProcessEnv, rest: string[]): Promise<void> {
   const seen: NodeJS.ProcessEnv = { ...file, ...base }
-  if (['up', 'down', 'ps'].includes(command) && (await dockerStack(command, home, seen, values['env-file']))) return
+  if (['up', 'down', 'ps', 'restart'].includes(command) && (await dockerStack(command, home, seen, values['env-file'], rest))) return
   switch (command) {
     case 'check': {
       stackEnv(home, dir, base, file)
@@ -253,6 +279,17 @@ async function stack(command: string, file: Record<string, string>, base: NodeJS
     case 'down':
       await downNative(stackPaths(home, dir, base, file), say)
       return
+    case 'restart': {
+      const st = stackPaths(home, dir, base, file)
+      if (supervisordPid(st.runDir) === null) {
+        say('the stack is not running (make up)')
+        process.exit(exitCodes.notRunning)
+      }
+      const r = supervisorctl(st, ['restart', ...restartTargets(rest)])
+      process.stdout.write(r.out)
+      process.exit(r.status === 0 ? exitCodes.ok : exitCodes.failure)
+      return
+    }
     case 'ps': {
       const st = stackPaths(home, dir, base, file)
       if (supervisordPid(st.runDir) === null) {

@@ -19,7 +19,7 @@ import { spawnSync, type SpawnSyncOptions } from 'node:child_process'
 import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { ForkyardError, codes, exitCodes } from '../errors.js'
-import { stackEnv, stackPaths, supervisordPid } from './launcher.js'
+import { restartTargets, stackEnv, stackPaths, supervisordPid } from './launcher.js'
 import { stackSchema, type StackConfig } from '../config/stack.js'
 
 /** The container user (Dockerfile: useradd --uid 10001). */
@@ -237,7 +237,7 @@ async function waitReady(p: ComposeProject, url: string, timeoutMs: number): Pro
  * returns false to let the native launcher run. up: an engine and compose answer and no native
  * supervisord runs. down, ps, reload: the project's container exists.
  */
-export async function dockerStack(command: string, home: string, env: NodeJS.ProcessEnv, envFile?: string): Promise<boolean> {
+export async function dockerStack(command: string, home: string, env: NodeJS.ProcessEnv, envFile?: string, args: string[] = []): Promise<boolean> {
   const mode = dockerMode(env)
   if (mode === 'never') return false
   const compose = findCompose(env)
@@ -304,6 +304,13 @@ export async function dockerStack(command: string, home: string, env: NodeJS.Pro
       composeRun(p, ['ps'], true, 60_000)
       run(execArgs(p, id, ['supervisorctl', '-c', '/app/supervisor/supervisord.conf', 'status']), p.env, true, 30_000)
       run(execArgs(p, id, ['node', '/app/dist/bin/forkyard.js', 'status']), p.env, true, 30_000)
+      return true
+    }
+    case 'restart': {
+      const id = containerId(p, true)
+      if (id === null) return false
+      const r = run(execArgs(p, id, ['supervisorctl', '-c', '/app/supervisor/supervisord.conf', 'restart', ...restartTargets(args)]), p.env, true, 5 * 60_000)
+      process.exit(r.status ?? exitCodes.failure)
       return true
     }
     case 'reload': {

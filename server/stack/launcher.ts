@@ -176,6 +176,29 @@ export function supervisordPid(runDir: string): number | null {
   return pid !== null && isAlive(pid) ? pid : null
 }
 
+/** The programs supervisord runs (supervisor/supervisord.conf). */
+export const PROGRAMS = ['bridge', 'push', 'server', 'nginx'] as const
+
+/** `forkyard restart` arguments, checked: program names, or all. */
+export function restartTargets(args: string[]): string[] {
+  if (args.length === 0) throw new ForkyardError(codes.CONFIG, `Expected forkyard restart PROGRAM... with programs among ${PROGRAMS.join(', ')} or all, got none`)
+  for (const a of args) {
+    if (a !== 'all' && !(PROGRAMS as readonly string[]).includes(a)) throw new ForkyardError(codes.CONFIG, `Expected forkyard restart PROGRAM... with programs among ${PROGRAMS.join(', ')} or all, got ${JSON.stringify(a)}`)
+  }
+  return args
+}
+
+/**
+ * <run dir>/supervisorctl.conf: supervisor/supervisord.conf names its socket by
+ * %(ENV_FORKYARD_RUN_DIR)s, which a plain shell has not set; this file names it by its path, so
+ * `supervisorctl -c run/supervisorctl.conf status` works from any shell.
+ */
+export function writeSupervisorctlConf(s: StackPaths): string {
+  const path = join(s.runDir, 'supervisorctl.conf')
+  writeFileSync(path, `; written by forkyard up: supervisorctl -c ${path} status|restart <program>|tail <program>\n[supervisorctl]\nserverurl=unix://${join(s.runDir, 'supervisor.sock')}\n`, { mode: 0o600 })
+  return path
+}
+
 export function supervisorctl(s: StackPaths, args: string[], inherit = false): { status: number | null; out: string } {
   const r = spawnSync('supervisorctl', ['-c', join(s.home, 'supervisor/supervisord.conf'), ...args], { env: s.env, encoding: 'utf8', stdio: inherit ? 'inherit' : 'pipe' })
   return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') }
@@ -228,6 +251,7 @@ export async function upNative(s: StackEnv, say: (s: string) => void, timeoutMs 
   ensurePackages(say)
   mkdirSync(s.runDir, { recursive: true, mode: 0o700 })
   mkdirSync(s.logDir, { recursive: true })
+  writeSupervisorctlConf(s)
   if (supervisordPid(s.runDir) === null) {
     await cleanLeftovers(s, say)
     say(`starting supervisord (nginx, server, push, bridge); logs in ${s.logDir}`)
