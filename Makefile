@@ -22,7 +22,7 @@ CONNECTIONS ?= 64
 UNIT_TESTS        := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-http bench-push serve dev clean up down logs reload status restart scale
+.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-http bench-push serve dev clean up down logs reload status restart scale startup
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -97,6 +97,9 @@ restart: $(BUILT) ## restart supervised programs and nothing else: make restart 
 
 scale: $(BUILT) ## run N workers from now on: make scale N=4 (FORKYARD_WORKERS in .env keeps it after a restart)
 	$(FORKYARD) scale $(or $(N),$(error expected N=<number of workers>))
+
+startup: $(BUILT) ## start the native stack at boot: a systemd unit for this directory (as root: installed and enabled)
+	$(FORKYARD) startup
 
 status: $(BUILT) ## every process and every worker
 	$(FORKYARD) ps

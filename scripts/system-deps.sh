@@ -32,6 +32,8 @@ case "$want" in
     need nginx nginx; need supervisord supervisor; need wrk wrk; need chromium chromium; need git git
     # The Redis engine's tests (issue 14): a real redis-server, and network namespaces (iproute2).
     need redis-server redis-server; need ip iproute2
+    # forkyard startup's unit is checked with systemd-analyze verify.
+    need systemd-analyze systemd
     # chromium wants CA certificates even for the loopback pages of the browser test.
     [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
     ;;

@@ -17,14 +17,17 @@ import { loadBridgeConfig, loadPushConfig } from '../config/messaging.js'
 import { PushServer } from '../push/push-server.js'
 import { runService } from '../process/service.js'
 import { fileURLToPath } from 'node:url'
-import { existsSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, writeFileSync } from 'node:fs'
+import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
 import { EnvWatcher } from '../config/watch.js'
 import { definedEnv, readEnvFile, snapshot } from '../config/env-file.js'
 import { loadLogConfig } from '../config/logging.js'
 import { ProcessShell } from '../process/shell.js'
 import { runNginx } from '../stack/nginx.js'
-import { downNative, ensureDotenv, readProjectEnv, stackEnv, stackPaths, restartTargets, supervisorctl, supervisordPid, upNative } from '../stack/launcher.js'
+import { downNative, ensureDotenv, readProjectEnv, stackEnv, stackPaths, restartTargets, supervisorctl, supervisordPid, upNative, type StackPaths } from '../stack/launcher.js'
+import { systemdUnit, unitName } from '../stack/systemd.js'
 import { loadStackConfig } from '../config/stack.js'
 import { parseLevel, showLogs } from '../stack/logs.js'
 import { dockerStack } from '../stack/docker.js'
@@ -60,6 +63,8 @@ Commands:
   check                validate every setting (.env and the environment) as up does, then exit
   down                 stop the whole stack gracefully
   ps                   every supervised process, then every worker
+  startup [--print]    start the native stack at boot: writes a systemd unit for this project
+                       (as root: installs and enables it; --print: only prints it)
   restart PROGRAM...   restart supervised programs (bridge, push, server, nginx, or all) and
                        nothing else; "server" stops gracefully first (a reload keeps serving)
   logs [-f] [--svc S] [--req ID] [--level L] [--lines N] [--json]
@@ -99,6 +104,7 @@ const { values, positionals } = (() => {
         req: { type: 'string' },
         lines: { type: 'string' },
         level: { type: 'string' },
+        print: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -149,7 +155,7 @@ async function main(): Promise<void> {
   if (['status', 'reload', 'stop', 'ps', 'logs'].includes(command ?? '')) yieldCpu()
   // The environment before .env: its keys win over the file, now and after a change (dotenv's rule).
   const baseEnv = { ...process.env }
-  if (['up', 'down', 'ps', 'logs', 'check', 'restart'].includes(command ?? '')) {
+  if (['up', 'down', 'ps', 'logs', 'check', 'restart', 'startup'].includes(command ?? '')) {
     // The stack commands read .env without copying it into this process's environment: supervisord
     // inherits that environment, and a value there would pin the key for every program.
     if (command === 'up') for (const m of ensureDotenv(home, dir, baseEnv)) say(m)
@@ -260,6 +266,35 @@ async function scale(raw: string | undefined): Promise<void> {
   if (st.readyWorkers !== n) process.exit(exitCodes.failure)
 }
 
+/** `forkyard startup`: the systemd unit; as root on a systemd machine, installed and enabled. */
+function startup(st: StackPaths, printOnly: boolean): void {
+  const me = userInfo()
+  const group = spawnSync('id', ['-gn'], { encoding: 'utf8' }).stdout.trim() || String(me.gid)
+  const unit = systemdUnit(st, { user: me.username, group, path: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', node: process.execPath })
+  const name = unitName(st.dir)
+  if (printOnly) {
+    process.stdout.write(unit)
+    return
+  }
+  const target = join('/etc/systemd/system', name)
+  if (me.uid !== 0) {
+    process.stdout.write(unit)
+    say(`not root: save the unit above as ${target} (or run forkyard startup as root), then: systemctl daemon-reload && systemctl enable --now ${name}`)
+    return
+  }
+  writeFileSync(target, unit, { mode: 0o644 })
+  say(`wrote ${target}`)
+  if (!existsSync('/run/systemd/system')) {
+    say(`systemd is not running on this machine (no /run/systemd/system): on one that runs it, systemctl daemon-reload && systemctl enable --now ${name}`)
+    return
+  }
+  for (const args of [['daemon-reload'], ['enable', name]]) {
+    const r = spawnSync('systemctl', args, { encoding: 'utf8' })
+    if (r.status !== 0) throw new ForkyardError(codes.LAUNCH, `systemctl ${args.join(' ')} failed (exit ${r.status}): ${r.stderr}`)
+  }
+  say(`enabled: the stack starts at boot (systemctl start|stop|reload|status ${name}); forkyard down before systemctl start, or the unit finds it running`)
+}
+
 /** up, down, ps, logs, check: `file` is the project's .env, `base` the operator's environment. */
 async function stack(command: string, file: Record<string, string>, base: NodeJS.ProcessEnv, rest: string[]): Promise<void> {
   const seen: NodeJS.ProcessEnv = { ...file, ...base }
@@ -279,6 +314,10 @@ async function stack(command: string, file: Record<string, string>, base: NodeJS
     case 'down':
       await downNative(stackPaths(home, dir, base, file), say)
       return
+    case 'startup': {
+      startup(stackPaths(home, dir, base, file), values.print === true)
+      return
+    }
     case 'restart': {
       const st = stackPaths(home, dir, base, file)
       if (supervisordPid(st.runDir) === null) {
