@@ -42,6 +42,7 @@
 #   FORKYARD_SCHEDULING=none
 #   FORKYARD_LOG_LEVEL=info
 #   FORKYARD_ACCESS_LOG=auto
+#   FORKYARD_TRUSTED_ADDRESSES=127.0.0.1,::1
 #   FORKYARD_JOBS=true
 #   FORKYARD_TASKS_DIR=./data/tasks       (under /app/data, the bind-mounted ./data: survives the container)
 #   FORKYARD_TASKS_CONCURRENCY=4

@@ -5,6 +5,7 @@
 import { ForkyardError, codes } from '../errors.js'
 import { binds, bool, duration, int, oneOf, size, text, type BindAddress, type Parser } from './parse.js'
 import type { Schema } from './section.js'
+import { trustedAddresses, type TrustedRange } from './trust.js'
 
 const boolOrAuto: Parser<boolean | 'auto'> = (name, raw) => {
   if (raw.trim().toLowerCase() === 'auto') return 'auto'
@@ -68,6 +69,8 @@ export interface ServerConfig {
    * same request id, to access.log: each request is logged once.
    */
   accessLog: boolean | 'auto'
+  /** Peers whose X-Request-ID and traceparent are kept (config/trust.ts); a Unix socket peer always is. */
+  trustedAddresses: TrustedRange[]
   /** Start the jobs process (background tasks and singletons), supervised by the arbiter. */
   jobs: boolean
   /** Directory of the durable task queue. */
@@ -105,6 +108,7 @@ export const schema: Schema<ServerConfig> = {
   pidfile: { env: 'FORKYARD_PIDFILE', parse: (_n, raw) => raw.trim(), default: '', apply: 'restart' },
   logLevel: { env: 'FORKYARD_LOG_LEVEL', parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal'), default: 'info' },
   accessLog: { env: 'FORKYARD_ACCESS_LOG', parse: boolOrAuto, default: 'auto' },
+  trustedAddresses: { env: 'FORKYARD_TRUSTED_ADDRESSES', parse: trustedAddresses, default: '127.0.0.1,::1' },
   readyChecks: { env: 'FORKYARD_READY_CHECKS', parse: readyChecks, default: 'workers' },
   // The jobs process and offload()'s thread pool take these when they start: a rolling reload.
   jobs: { env: 'FORKYARD_JOBS', parse: bool, default: 'true', apply: 'restart' },

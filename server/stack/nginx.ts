@@ -65,6 +65,8 @@ export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string
     PROXY_READ_TIMEOUT: seconds(worstServerMs + 5000),
     STATIC_DIR: stack.staticDir,
     CLIENT_DIR: join(home, 'client'),
+    // FORKYARD_TRUSTED_ADDRESSES as the geo block's entries (validated addresses and CIDR blocks).
+    TRUSTED_GEO: server.trustedAddresses.map((r) => `        ${r.address}/${r.prefix} 1;`).join('\n') || '        # FORKYARD_TRUSTED_ADDRESSES=none: no peer is trusted',
     ...accessLogTarget(server.runDir, loadLogConfig(env).dir),
   }
 }

@@ -5,7 +5,8 @@
  */
 import cluster from 'node:cluster'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { Server as NetServer } from 'node:net'
+import { Server as NetServer, type BlockList } from 'node:net'
+import { blockListOf } from '../config/trust.js'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { config as runtimeConfig } from '../config/runtime.js'
@@ -56,6 +57,9 @@ export class HttpWorker {
   private maxRequests: number
   private drainPromise: Promise<number> | null = null
 
+  /** Peers whose X-Request-ID and traceparent are kept (FORKYARD_TRUSTED_ADDRESSES; Unix socket peers always). */
+  private trust: BlockList
+
   constructor(
     private config: Readonly<ServerConfig>,
     private readonly app: LoadedApp,
@@ -66,6 +70,7 @@ export class HttpWorker {
     private readonly access: AccessOutput,
   ) {
     this.maxRequests = recycleAfter(config)
+    this.trust = blockListOf(config.trustedAddresses)
   }
 
   /** Listens on every bind; resolves when all listen. */
@@ -102,7 +107,7 @@ export class HttpWorker {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const start = performance.now()
-    const reqId = requestIdOf(req)
+    const reqId = requestIdOf(req, this.trust)
     res.setHeader('X-Request-ID', reqId)
     // Draining: answer, then close this connection (Connection: close), so the client never sends
     // another request on a connection we are about to close.
@@ -241,6 +246,7 @@ export class HttpWorker {
   updateConfig(config: Readonly<ServerConfig>): void {
     if (config.maxRequests !== this.config.maxRequests || config.maxRequestsJitter !== this.config.maxRequestsJitter) this.maxRequests = recycleAfter(config)
     this.config = config
+    this.trust = blockListOf(config.trustedAddresses)
     for (const server of this.servers) {
       server.keepAliveTimeout = config.keepAliveTimeoutMs
       server.headersTimeout = config.headersTimeoutMs

@@ -1,17 +1,68 @@
 /**
- * The request id: taken from X-Request-ID when it is sane (nginx's $request_id is 32 hex chars),
- * generated otherwise. It is put back on the request headers (so the app reads it like any header)
- * and on the response.
+ * The request id and the W3C trace context of a request, as the worker sees them.
+ * - X-Request-ID is kept when it comes from a trusted peer (nginx on the Unix socket, or an address
+ *   in FORKYARD_TRUSTED_ADDRESSES) and has a sane format (REQUEST_ID); otherwise a new one is made.
+ *   It is put back on the request headers (the app reads it like any header) and on the response.
+ * - traceparent (https://www.w3.org/TR/trace-context/) likewise: from a trusted peer and valid, its
+ *   trace id is continued and the caller's span becomes this request's parent; otherwise a new
+ *   trace starts. The worker's own span id is new for each request. `traceContext(req)` gives it to
+ *   the app, with the header value to send on to the services it calls.
  */
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import type { BlockList } from 'node:net'
 import { REQUEST_ID } from '../bridge/wire.js'
+import { isTrusted } from '../config/trust.js'
 
-export function requestIdOf(req: IncomingMessage): string {
+export interface TraceContext {
+  /** 32 lowercase hex characters: the whole trace, across services. */
+  traceId: string
+  /** 16 hex characters: this request's span in this worker. */
+  spanId: string
+  /** The caller's span (nginx's, or a trusted upstream's), null when this request started the trace. */
+  parentSpanId: string | null
+  /** Trace flags, 2 hex characters ("01" = sampled). */
+  flags: string
+  /** The traceparent header to send on to services this request calls: 00-<traceId>-<spanId>-<flags>. */
+  traceparent: string
+  /** The caller's tracestate, from a trusted peer only ('' when none). */
+  tracestate: string
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
+const ZERO_TRACE = '0'.repeat(32)
+const ZERO_SPAN = '0'.repeat(16)
+const contexts = new WeakMap<IncomingMessage, TraceContext>()
+
+/** Parses a traceparent header; null when absent or invalid (all-zero ids are invalid). */
+export function parseTraceparent(value: string | undefined): { traceId: string; parentSpanId: string; flags: string } | null {
+  const m = value === undefined ? null : TRACEPARENT.exec(value.trim())
+  if (m === null || m[1] === ZERO_TRACE || m[2] === ZERO_SPAN) return null
+  return { traceId: m[1]!, parentSpanId: m[2]!, flags: m[3]! }
+}
+
+/** The request's id and trace context, trusting the peer's headers only when `trust` allows. */
+export function requestIdOf(req: IncomingMessage, trust: BlockList | null = null): string {
+  const trusted = trust === null ? true : isTrusted(trust, req.socket?.remoteAddress)
   const given = req.headers['x-request-id']
-  if (typeof given === 'string' && REQUEST_ID.test(given)) return given
-  const id = randomUUID()
-  req.headers['x-request-id'] = id
+  let id: string
+  if (trusted && typeof given === 'string' && REQUEST_ID.test(given)) id = given
+  else {
+    id = randomUUID()
+    req.headers['x-request-id'] = id
+  }
+  const header = req.headers.traceparent
+  const parent = trusted ? parseTraceparent(typeof header === 'string' ? header : undefined) : null
+  const traceId = parent?.traceId ?? randomBytes(16).toString('hex')
+  const spanId = randomBytes(8).toString('hex')
+  const flags = parent?.flags ?? '01'
+  const state = req.headers.tracestate
+  const ctx: TraceContext = { traceId, spanId, parentSpanId: parent?.parentSpanId ?? null, flags, traceparent: `00-${traceId}-${spanId}-${flags}`, tracestate: trusted && parent !== null && typeof state === 'string' ? state : '' }
+  if (!trusted) {
+    delete req.headers.traceparent
+    delete req.headers.tracestate
+  }
+  contexts.set(req, ctx)
   return id
 }
 
@@ -19,4 +70,9 @@ export function requestIdOf(req: IncomingMessage): string {
 export function requestId(req: IncomingMessage): string | undefined {
   const id = req.headers['x-request-id']
   return typeof id === 'string' ? id : undefined
+}
+
+/** The W3C trace context of a request served by forkyard, for app code (undefined for other requests). */
+export function traceContext(req: IncomingMessage): TraceContext | undefined {
+  return contexts.get(req)
 }
