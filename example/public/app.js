@@ -1,6 +1,7 @@
 // The example page: no build step, plain ESM. Submits pipelines, follows their steps live over the
 // WebSocket (resuming after a dropped connection), and shows /readyz.
 import { PushClient } from '/static/forkyard/push-client.js'
+import { OutageBanner, describe } from '/static/health.js'
 
 const $ = (sel) => document.querySelector(sel)
 const pipelines = new Map()
@@ -126,24 +127,25 @@ fetch('/api/pipelines')
   })
   .catch(() => {})
 
+// Health in words, polled every 2 s; the banner stays steady through an outage (health.js).
+const banner = new OutageBanner()
 async function health() {
+  let body = null
   try {
     const res = await fetch('/readyz', { cache: 'no-store' })
-    const r = await res.json()
-    const c = r.components ?? {}
-    const row = (name, ok, text) => `<dt>${name}</dt><dd class="${ok ? 'ok' : 'bad'}">${text}</dd>`
-    $('#health').innerHTML = [
-      row('ready', r.ready, r.ready ? 'yes' : 'no'),
-      row('workers', c.workers?.ok, `${c.workers?.up ?? '?'}/${c.workers?.expected ?? '?'} (generation ${c.workers?.generation ?? '?'})`),
-      row('bridge', c.bridge?.ok, c.bridge?.ok ? `epoch ${c.bridge.epoch}, ${c.bridge.accepted} accepted` : (c.bridge?.error ?? 'down')),
-      row('push', c.push?.ok, c.push?.ok ? `${c.push.connections} connections` : (c.push?.error ?? 'down')),
-      row('lag', c.push?.ok, c.push?.heartbeatLagMs == null ? '?' : `${c.push.heartbeatLagMs} ms through bridge → push`),
-      row('jobs', c.jobs?.ok, c.jobs ? `${(c.jobs.singletons ?? []).length} singletons, ${c.jobs.tasks?.queued ?? 0} queued` : 'off'),
-      row('config', true, c.config?.version ?? '?'),
-    ].join('')
+    body = await res.json()
   } catch {
-    $('#health').innerHTML = '<dt>ready</dt><dd class="bad">unreachable</dd>'
+    body = null
   }
+  const rows = describe(body)
+  const esc = (t) => String(t).replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch])
+  $('#health').innerHTML = rows.map((r) => `<dt>${esc(r.label)}</dt><dd class="${r.ok ? 'ok' : 'bad'}" title="${esc(r.detail)}">${esc(r.text)}</dd>`).join('')
+  const b = banner.update(rows, Date.now())
+  const el = $('#outage')
+  el.dataset.state = b.state
+  el.hidden = b.state === 'ok'
+  const text = b.state === 'outage' ? `${b.headline} ${b.since}` : b.state === 'recovered' ? b.headline : ''
+  if (el.textContent !== text) el.textContent = text
 }
 health()
 setInterval(health, 2000)

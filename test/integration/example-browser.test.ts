@@ -75,6 +75,12 @@ test('the example page: a pipeline runs live; the push process dies mid-pipeline
   await release.locator('.step[data-state="done"]').first().waitFor({ timeout: 15_000 })
   const pushPid = s.programPid('push')
   assert.ok(pushPid !== null)
+  // Every state and text the outage banner shows, from here on.
+  await page.evaluate(`(() => {
+    const el = document.querySelector('#outage')
+    window.__banner = []
+    new MutationObserver(() => window.__banner.push([el.dataset.state, el.textContent])).observe(el, { attributes: true, childList: true, characterData: true, subtree: true })
+  })()`)
   process.kill(pushPid, 'SIGKILL')
   await page.waitForSelector('#connection:not([data-state="open"])', { timeout: 10_000 })
   const banner = await page.textContent('#connection')
@@ -84,6 +90,14 @@ test('the example page: a pipeline runs live; the push process dies mid-pipeline
   const steps = await release.locator('.step').evaluateAll((els) => els.map((e) => [e.textContent?.split(' ')[0], e.getAttribute('data-state')]))
   assert.deepEqual(steps, [['fetch', 'done'], ['build', 'done'], ['test', 'done'], ['ship', 'done']], 'every step shown exactly once, done')
   await until('health panel green again', async () => (await page.$$('#health .bad')).length === 0, 15_000)
+  // The outage banner: shown once, in words, steady (no flip-flop between messages), then cleared.
+  await page.waitForSelector('#outage[data-state="recovered"]', { timeout: 15_000 })
+  const seen = (await page.evaluate('window.__banner')) as [string, string][]
+  const states = seen.map(([state]) => state).filter((st, i, all) => i === 0 || all[i - 1] !== st)
+  assert.deepEqual(states, ['outage', 'recovered'], JSON.stringify(seen))
+  const headlines = new Set(seen.filter(([st]) => st === 'outage').map(([, text]) => text))
+  assert.ok(headlines.size <= 2, `at most one change of words during the outage: ${JSON.stringify([...headlines])}`)
+  for (const h of headlines) assert.doesNotMatch(h, /ECONNREFUSED|unreachable at|undefined/, h)
   await page.screenshot({ path: join(root, 'docs/screenshot.png'), fullPage: true })
   assert.deepEqual(errors, [], 'no page errors')
 })
