@@ -168,3 +168,24 @@ test('a Redis engine down at start: the jobs process waits for it (no crash loop
   assert.equal(task.status, 202)
   await until('task done', () => lines(join(dir, 'done.txt')).some((l) => l.startsWith(task.body.id)), 15_000)
 })
+
+test('redis: a graceful stop lets a running task finish (FORKYARD_GRACEFUL_TIMEOUT); it is not run again', async (t) => {
+  const engine = await redisEnv(t)
+  const dir = tempDir()
+  const s = await startServer(t, { app, cwd: dir, env: { ...envFor(dir), ...engine, FORKYARD_GRACEFUL_TIMEOUT: '10s' } })
+  const task = await post(s.port, '/enqueue?ms=2000')
+  await until('running', async () => (await record(s, task.body.id))?.state === 'running', 10_000)
+  s.child.kill('SIGTERM')
+  await s.exited
+  assert.equal(lines(join(dir, 'done.txt')).filter((l) => l.startsWith(task.body.id)).length, 1, 'finished before the exit')
+  // Another host started now finds it done: nothing to run again.
+  const dir2 = tempDir()
+  const b = await startServer(t, { app, cwd: dir2, env: { ...envFor(dir2), ...engine } })
+  const rec = await until('done', async () => {
+    const x = await record(b, task.body.id)
+    return x?.state === 'done' ? x : undefined
+  }, 5000)
+  assert.equal(rec.attempts, 1)
+  await sleep(1000)
+  assert.equal(lines(join(dir2, 'done.txt')).length, 0)
+})
