@@ -78,11 +78,11 @@ export interface MessagingEngine {
 
 export type EngineFactory = (t: TestContext) => MessagingEngine
 
-const publisherScript = join(root, 'test/fixtures/publisher.mjs')
+export const publisherScript = join(root, 'test/fixtures/publisher.mjs')
 const duplicateScript = join(root, 'test/fixtures/duplicate-publisher.mjs')
 const secret = 'test-secret-test-secret-test-secret!'
 
-function watchPublisher(p: Proc): PublisherRun {
+export function watchPublisher(p: Proc): PublisherRun {
   const acks: Ack[] = []
   const refusals: Refusal[] = []
   const done = (async () => {
