@@ -13,6 +13,7 @@ import { loadConfig, type ConfigOverrides } from '../config/load.js'
 import { ForkyardError, codes, exitCodeOf, exitCodes } from '../errors.js'
 import { serve } from '../serve.js'
 import { Bridge } from '../bridge/bridge.js'
+import { loadEngineConfig } from '../config/engine.js'
 import { loadBridgeConfig, loadPushConfig } from '../config/messaging.js'
 import { PushServer } from '../push/push-server.js'
 import { runService } from '../process/service.js'
@@ -55,7 +56,7 @@ Commands:
   stop                 graceful stop (same as kill -TERM <arbiter pid>)
   scale N              run N workers from now on (TTIN/TTOU until there; until the next start:
                        FORKYARD_WORKERS in .env keeps it); waits until N are ready
-  bridge               run the ZeroMQ message bridge (FORKYARD_BRIDGE_*)
+  bridge               run the message bridge (FORKYARD_BRIDGE_*; on Redis with FORKYARD_ENGINE)
   push                 run the WebSocket push process (FORKYARD_PUSH_*)
   nginx                render nginx/nginx.conf.template from the settings and run nginx, logs relayed
   up                   start the whole stack under supervisord (nginx, server, push, bridge) from this
@@ -186,15 +187,16 @@ async function main(): Promise<void> {
     }
     case 'bridge': {
       const config = loadBridgeConfig(process.env)
+      const engine = loadEngineConfig(process.env)
       // Killed supervisord: the bridge outlives the server's drain, acknowledging its last publishes.
       const server = loadConfig(process.env)
       await runService(
         'bridge',
         process.env.FORKYARD_LOG_LEVEL ?? 'info',
         async (log) => {
-          const bridge = new Bridge(config, log)
+          const bridge = new Bridge(config, log, engine)
           await bridge.start()
-          return Object.assign(bridge, { reconfigure: (env: NodeJS.ProcessEnv) => bridge.applyConfig(loadBridgeConfig(env)) })
+          return Object.assign(bridge, { reconfigure: (env: NodeJS.ProcessEnv) => bridge.applyConfig(loadBridgeConfig(env), loadEngineConfig(env)) })
         },
         { envFile: values['env-file'] ?? '.env', baseEnv, dieWithParent: values.supervised === true, outlive: { pidfile: server.pidfile, ms: server.gracefulTimeoutMs + 10_000 } },
       )
