@@ -274,11 +274,13 @@ export function conformanceSuite(name: string, make: EngineFactory): void {
     await wrong.opened
     wrong.send({ type: 'subscribe', channel: 'private:conf', token: e.signToken(['private:other'], 60) })
     assert.equal((await wrong.closed).code, 4401, 'a token for another channel')
-    const { r, subscribed } = await subscribeRaw(t, e.url, { channel: 'private:conf', token: e.signToken(['private:conf'], 2) })
+    // 4 s (exp is in whole seconds, so 3-4 s of validity): time for a publisher process to start
+    // and deliver on a loaded machine, short enough to watch the expiry.
+    const { r, subscribed } = await subscribeRaw(t, e.url, { channel: 'private:conf', token: e.signToken(['private:conf'], 4) })
     assert.equal(subscribed.offset, 0)
     await published(e.publisher({ channel: 'private:conf', count: 3 }), 3)
     await until('delivered with a valid token', () => offsetsOf(r, 'private:conf').length >= 3, 10_000)
-    const ended = await until('told the token expired', () => r.messages.find((m) => m.type === 'unsubscribed'), 5000)
+    const ended = await until('told the token expired', () => r.messages.find((m) => m.type === 'unsubscribed'), 7000)
     assert.equal(ended.channel, 'private:conf')
     assert.equal(ended.reason, 'token-expired')
     assert.equal(ended.offset, 3, 'the last offset delivered')
