@@ -148,7 +148,18 @@ async function measure(planned: Planned[], sampleMs: number): Promise<ProcessRow
   const now = Date.now()
   return planned.map((p) => {
     const s = p.pid === null ? undefined : samples.get(p.pid)
-    return { ...p, uptimeMs: s?.startedAt == null ? null : Math.max(0, Math.round(now - s.startedAt)), cpuPercent: s?.cpuPercent ?? null, cpuMs: s === undefined ? null : Math.round(s.cpuMs), rssBytes: s?.rssBytes ?? null }
+    return {
+      name: p.name,
+      role: p.role,
+      pid: p.pid,
+      state: p.state,
+      uptimeMs: s?.startedAt == null ? null : Math.max(0, Math.round(now - s.startedAt)),
+      cpuPercent: s?.cpuPercent ?? null,
+      cpuMs: s === undefined ? null : Math.round(s.cpuMs),
+      rssBytes: s?.rssBytes ?? null,
+      restarts: p.restarts,
+      lastExit: p.lastExit,
+    }
   })
 }
 
@@ -207,9 +218,10 @@ export function shortDuration(ms: number): string {
   return `${Math.floor(s / 86_400)}d`
 }
 
-/** CPU time: 1.2s, 3m04s, 2h05m. */
+/** CPU time: 0.03s, 12.3s, 3m04s, 2h05m. */
 export function cpuTime(ms: number): string {
   const s = Math.floor(ms / 1000)
+  if (s < 10) return `${(ms / 1000).toFixed(2)}s`
   if (s < 60) return `${(ms / 1000).toFixed(1)}s`
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
   return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`

@@ -80,8 +80,8 @@ test('arbiterRows and formatTable: workers by slot, the jobs process, dashes for
   const status: StackStatus = { processes: [{ ...rows[0]!, uptimeMs: 65_000, cpuPercent: 2.5, cpuMs: 1234, rssBytes: 50 * 1048576 }, { ...rows[2]!, pid: null, uptimeMs: null, cpuPercent: null, cpuMs: null, rssBytes: null }] }
   const lines = formatTable(status, 61_000).split('\n')
   assert.match(lines[0]!, /^NAME\s+PID\s+STATE\s+UPTIME\s+CPU\s+CPU TIME\s+MEM\s+↺\s+LAST EXIT$/)
-  assert.match(lines[1]!, /^server\/w1\s+30\s+ready\s+1m\s+2\.5%\s+1\.2s\s+50\.0M\s+1\s+crash: SIGKILL, 1m ago$/)
+  assert.match(lines[1]!, /^server\/w1\s+30\s+ready\s+1m\s+2\.5%\s+1\.23s\s+50\.0M\s+1\s+crash: SIGKILL, 1m ago$/)
   assert.match(lines[2]!, /^server\/jobs\s+-\s+running\s+-\s+-\s+-\s+-\s+0\s+-$/)
   assert.deepEqual([shortDuration(59_999), shortDuration(3_600_000), shortDuration(2 * 86_400_000)], ['59s', '1h', '2d'])
-  assert.deepEqual([cpuTime(1234), cpuTime(184_000), cpuTime(7_500_000)], ['1.2s', '3m04s', '2h05m'])
+  assert.deepEqual([cpuTime(30), cpuTime(12_345), cpuTime(184_000), cpuTime(7_500_000)], ['0.03s', '12.3s', '3m04s', '2h05m'])
 })
