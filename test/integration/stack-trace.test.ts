@@ -18,7 +18,7 @@ interface Seen {
 }
 
 test('a trusted X-Request-ID and traceparent are kept and traced; a bad one or an untrusted peer gets new ones', async (t) => {
-  const s = await startStackRun(t, {}, { ownProject: { FORKYARD_APP: join(root, 'test/fixtures/app.mjs'), FORKYARD_TRUSTED_ADDRESSES: '127.0.0.1,::1' } })
+  const s = await startStackRun(t, {}, { ownProject: { FORKYARD_APP: join(root, 'test/fixtures/trace-app.mjs'), FORKYARD_TRUSTED_ADDRESSES: '127.0.0.1,::1' } })
   const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
   const parent = '00f067aa0ba902b7'
   const ask = async (headers: Record<string, string>): Promise<{ header: string | null; body: Seen }> => {
