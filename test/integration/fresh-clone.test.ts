@@ -103,7 +103,9 @@ test('a fresh clone: make up installs, builds and starts; requests, an .env edit
   assert.match(reload.out, /reload complete/)
   const status = make('status')
   assert.equal(status.status, 0, status.out)
-  assert.match(status.out, /server\s+RUNNING/)
+  // One row per process (forkyard ps): the supervised programs running, the workers ready.
+  for (const name of ['supervisord', 'nginx', 'server', 'push', 'bridge']) assert.match(status.out, new RegExp(`^${name}\\s+\\d+\\s+running\\s`, 'm'), name)
+  assert.match(status.out, /^server\/w\d+\s+\d+\s+ready\s/m)
   assert.match(status.out, new RegExp(`config ${after.version}`))
 
   // Nothing to redo on a second make up.
