@@ -47,6 +47,8 @@
 #   FORKYARD_TASKS_CONCURRENCY=4
 #   FORKYARD_TASKS_KEEP_AGE=168h          (done and failed tasks kept this long, then pruned)
 #   FORKYARD_TASKS_KEEP_COUNT=10000
+#   FORKYARD_TASKS_LEASE=10s              (Redis engine: a dead host's task runs elsewhere after this)
+#   FORKYARD_SINGLETON_LEASE=10s          (Redis engine: a dead host's singleton moves after this)
 #   FORKYARD_OFFLOAD_THREADS=0
 #   FORKYARD_APP_SCHEMA=
 #   FORKYARD_LOG_MAX_SIZE=10MiB

@@ -20,8 +20,8 @@ import { runPipeline } from './pipeline.mjs'
 
 tasks.define('pipeline', runPipeline, { concurrency: 2, timeoutMs: 10 * 60_000, retries: 1, backoffMs: 500, channel: (id) => `private:pipeline:${id}` })
 
-function describe(idOrRecord) {
-  const record = typeof idOrRecord === 'string' ? tasks.get(idOrRecord) : idOrRecord
+async function describe(idOrRecord) {
+  const record = typeof idOrRecord === 'string' ? await tasks.get(idOrRecord) : idOrRecord
   if (record === null) return null
   const id = record.id
   const steps = record.payload.steps.map((s, i) => ({ ...s, state: record.progress?.steps?.[i] ?? (record.state === 'done' ? 'done' : 'pending') }))
@@ -51,15 +51,16 @@ export default async function app(req, res) {
       } catch (err) {
         tokenError = err.message
       }
-      return json(res, 202, { id, duplicate, channel, token, ...(tokenError !== undefined ? { tokenError } : {}), state: describe(id) })
+      return json(res, 202, { id, duplicate, channel, token, ...(tokenError !== undefined ? { tokenError } : {}), state: await describe(id) })
     }
     if (req.method === 'GET' && path === '/api/pipelines') {
-      // From the task queue on disk, not from this worker's memory: every worker answers the same.
-      return json(res, 200, { pipelines: tasks.list(50, 'pipeline').map(describe) })
+      // From the task queue (on disk, or in Redis), not from this worker's memory: every worker answers the same.
+      return json(res, 200, { pipelines: await Promise.all((await tasks.list(50, 'pipeline')).map(describe)) })
     }
-    const m = /^\/api\/pipelines\/([0-9a-f]{32})$/.exec(path)
+    // Task ids: 32 hex digits; with the Redis engine, a keyed task's id is k-<64 hex digits>.
+    const m = /^\/api\/pipelines\/((?:k-)?[0-9a-f]{32,64})$/.exec(path)
     if (req.method === 'GET' && m !== null) {
-      const p = describe(m[1])
+      const p = await describe(m[1])
       return p === null ? json(res, 404, { error: `no pipeline ${m[1]}` }) : json(res, 200, p)
     }
     if (req.method === 'POST' && path === '/api/notify') {

@@ -99,9 +99,14 @@ export class Health {
     if (j === null) return { ok: false, error: 'the jobs process is not running (it is being restarted)' }
     if (j.report === null) return { ok: false, pid: j.pid, error: 'the jobs process is starting' }
     const ago = Date.now() - j.reportedAt
-    const singletons = Object.entries(j.report.singletons).map(([name, s]) => ({ name, state: s.state, pid: s.pid, error: s.error }))
+    const singletons = Object.entries(j.report.singletons).map(([name, s]) => ({ name, state: s.state, pid: s.pid, error: s.error, ...(s.holder !== undefined ? { holder: s.holder } : {}), ...(s.fencingToken !== undefined ? { fencingToken: s.fencingToken } : {}) }))
     const stale = ago >= 3000
-    return { ok: !stale && singletons.every((s) => s.state === 'running'), pid: j.pid, reportedMsAgo: ago, singletons, tasks: j.report.tasks, ...(stale ? { error: `no report from the jobs process for ${ago} ms` } : {}) }
+    const engine = j.report.engine
+    const engineDown = engine !== undefined && !engine.ok
+    // standby: another host holds the singleton (Redis engine), as it should.
+    const ok = !stale && !engineDown && singletons.every((s) => s.state === 'running' || (s.state === 'standby' && s.holder !== undefined))
+    const error = stale ? `no report from the jobs process for ${ago} ms` : engineDown ? engine.error ?? 'the engine is not reachable' : undefined
+    return { ok, pid: j.pid, reportedMsAgo: ago, singletons, tasks: j.report.tasks, ...(engine !== undefined ? { engine } : {}), ...(error !== undefined ? { error } : {}) }
   }
 
   /** The settings version of every process; the programs supervisord runs report theirs in the run directory. */

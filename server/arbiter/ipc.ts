@@ -34,8 +34,10 @@ export interface WorkersSummary {
 export interface JobsReport {
   /** The settings version it runs. */
   version: string
-  singletons: Record<string, { state: string; pid: number; error?: string }>
+  singletons: Record<string, { state: string; pid: number; error?: string; holder?: string; fencingToken?: number }>
   tasks: Record<string, number>
+  /** Where tasks and singletons live, and whether it answers (a Redis engine may be down). */
+  engine?: { kind: string; ok: boolean; error?: string }
 }
 
 export type JobsMessage = { t: 'ready' } | { t: 'jobs'; report: JobsReport }

@@ -78,12 +78,26 @@ export interface ServerConfig {
   tasksKeepAgeMs: number
   /** At most this many finished tasks are kept, the most recent (0 = no limit). */
   tasksKeepCount: number
+  /**
+   * Redis engine: a running task's lock lasts this long and is renewed while it runs; a task whose
+   * host died runs again elsewhere after about this long. Longer than any event-loop block of a task.
+   */
+  tasksLeaseMs: number
+  /** Redis engine: a singleton's lease; a dead holder is replaced after about this long. */
+  singletonLeaseMs: number
   /** Worker threads for offload() in each process (0 = one per CPU). */
   offloadThreads: number
   /** What GET /readyz checks: workers always; push, bridge and supervisor in the full stack. */
   readyChecks: ('workers' | 'push' | 'supervisor')[]
   /** Optional JSON schema of the app's own .env keys (validated, typed for config.get()). */
   appSchema: string
+}
+
+/** A lease: at least 1 s (renewed every third of it), at most 10 min. */
+const lease: Parser<number> = (name, raw) => {
+  const ms = duration(name, raw)
+  if (ms < 1000 || ms > 600_000) throw new ForkyardError(codes.CONFIG, `Expected ${name} to be a duration from 1s to 10m, got ${JSON.stringify(raw)}`)
+  return ms
 }
 
 export const schema: Schema<ServerConfig> = {
@@ -113,6 +127,8 @@ export const schema: Schema<ServerConfig> = {
   // Live: the jobs process prunes with the new values from its next pass (once a minute).
   tasksKeepAgeMs: { env: 'FORKYARD_TASKS_KEEP_AGE', parse: duration, default: '168h' },
   tasksKeepCount: { env: 'FORKYARD_TASKS_KEEP_COUNT', parse: int(0), default: '10000' },
+  tasksLeaseMs: { env: 'FORKYARD_TASKS_LEASE', parse: lease, default: '10s', apply: 'restart' },
+  singletonLeaseMs: { env: 'FORKYARD_SINGLETON_LEASE', parse: lease, default: '10s', apply: 'restart' },
   offloadThreads: { env: 'FORKYARD_OFFLOAD_THREADS', parse: int(0, 1024), default: '0', apply: 'restart' },
   appSchema: { env: 'FORKYARD_APP_SCHEMA', parse: (_n, raw) => raw.trim(), default: '', apply: 'restart' },
 }

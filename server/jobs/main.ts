@@ -9,8 +9,13 @@ import type { ServerConfig } from '../config/schema.js'
 import { exitCodes } from '../errors.js'
 import { ProcessShell } from '../process/shell.js'
 import { LOG_FD, installSettings, workerEnv, type ArbiterMessage, type JobsMessage } from '../arbiter/ipc.js'
+import { loadEngineConfig } from '../config/engine.js'
 import { config as runtimeConfig } from '../config/runtime.js'
+import { connectRedis } from '../engine/redis.js'
+import type { TaskEngine } from './backend.js'
+import { PidfileLeases, RedisLeases, type Leases } from './leases.js'
 import { TaskQueue } from './queue.js'
+import { RedisTaskRunner } from './redis-runner.js'
 import { TaskRunner } from './runner.js'
 import { Singletons } from './singletons.js'
 import { singletonDefinitions, taskDefinitions } from './registry.js'
@@ -23,7 +28,7 @@ shell.onFatalError('uncaught exception in the jobs process: exiting (the arbiter
 const installed = installSettings(process.env)
 runtimeConfig.apply(installed.version, installed.settings, installed.app, [])
 
-let runner: TaskRunner | null = null
+let runner: TaskEngine | null = null
 
 // A .env change the arbiter validated: config.get() in tasks and singletons sees it at once.
 process.on('message', (m: unknown) => {
@@ -43,15 +48,31 @@ async function main(): Promise<void> {
     setTimeout(() => shell.exit(exitCodes.boot), 50)
     return
   }
-  const tasksRunner = new TaskRunner(new TaskQueue(config.tasksDir), log, config.tasksConcurrency, { maxAgeMs: config.tasksKeepAgeMs, maxCount: config.tasksKeepCount })
+  // The engine, from the settings this process was given (read once): tasks and singletons on
+  // files and pidfiles, or in Redis. A Redis that is down at start is waited for (ioredis
+  // reconnects; readiness says so), never a crash loop.
+  const engine = loadEngineConfig(runtimeConfig.settings())
+  const retention = { maxAgeMs: config.tasksKeepAgeMs, maxCount: config.tasksKeepCount }
+  let tasksRunner: TaskEngine
+  let leases: Leases
+  let redisRunner: RedisTaskRunner | null = null
+  if (engine.kind === 'redis') {
+    redisRunner = new RedisTaskRunner(engine, log, { concurrency: config.tasksConcurrency, leaseMs: config.tasksLeaseMs, retention })
+    tasksRunner = redisRunner
+    leases = new RedisLeases(connectRedis(engine, { role: 'singletons', log }), engine.prefix, config.singletonLeaseMs)
+  } else {
+    tasksRunner = new TaskRunner(new TaskQueue(config.tasksDir), log, config.tasksConcurrency, retention)
+    leases = new PidfileLeases(config.runDir)
+  }
   runner = tasksRunner
-  const singletons = new Singletons(config.runDir, log)
+  const singletons = new Singletons(leases, log)
   tasksRunner.start()
   singletons.start()
-  log.info({ tasks: [...taskDefinitions.keys()], singletons: [...singletonDefinitions.keys()], tasksDir: config.tasksDir }, 'jobs process ready')
+  log.info({ tasks: [...taskDefinitions.keys()], singletons: [...singletonDefinitions.keys()], engine: engine.shown || 'embedded', ...(engine.kind === 'embedded' ? { tasksDir: config.tasksDir } : { tasksLeaseMs: config.tasksLeaseMs, singletonLeaseMs: config.singletonLeaseMs }) }, 'jobs process ready')
   // Every second, to the arbiter: /readyz shows the singletons and the version this process runs.
   const report = (): void => {
-    const msg: JobsMessage = { t: 'jobs', report: { version: runtimeConfig.version, singletons: Object.fromEntries(singletons.states), tasks: tasksRunner.counts() } }
+    const engineState = redisRunner === null ? { kind: 'embedded', ok: true } : { kind: 'redis', ok: redisRunner.engineUp, ...(redisRunner.engineUp ? {} : { error: redisRunner.engineError }) }
+    const msg: JobsMessage = { t: 'jobs', report: { version: runtimeConfig.version, singletons: Object.fromEntries(singletons.states), tasks: tasksRunner.counts(), engine: engineState } }
     if (process.connected) process.send?.(msg)
   }
   report()

@@ -110,7 +110,7 @@ export function timeOfId(id: string): number | null {
 }
 
 /** JSON with sorted object keys: the same data gives the same text whatever the key order. */
-function canonical(v: unknown): string | undefined {
+export function canonical(v: unknown): string | undefined {
   return JSON.stringify(v, (_k, x: unknown) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x))
 }
 

@@ -37,7 +37,16 @@ export interface TaskDefinition {
 }
 
 export interface SingletonContext {
+  /** Aborted when this copy must stop: the process stops, or it lost its lease (Redis engine). */
   signal: AbortSignal
+  /**
+   * Grows every time the singleton changes hands (per name, across the deployment, both engines).
+   * Pass it with every write to a shared store, which keeps the highest token it has seen and
+   * refuses writes with a lower one: a former holder that was paused past its lease and has not
+   * noticed yet cannot overwrite the new holder's work. E.g. in SQL:
+   *   UPDATE cursor SET pos = $1, token = $2 WHERE name = 'feed' AND token <= $2
+   */
+  fencingToken: number
   log: Logger
   publish: (channel: string, data: unknown, options?: PublishOptions) => Promise<unknown>
 }

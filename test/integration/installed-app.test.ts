@@ -42,7 +42,7 @@ export default async function app(req, res) {
     const { id } = await tasks.enqueue('greet', { name: 'app' }, { reqId: requestId(req) })
     return json(res, 202, { id })
   }
-  if (url.pathname.startsWith('/tasks/')) return json(res, 200, tasks.get(url.pathname.slice(7)))
+  if (url.pathname.startsWith('/tasks/')) return json(res, 200, await tasks.get(url.pathname.slice(7)))
   if (req.method === 'POST' && url.pathname === '/publish') {
     const { offset } = await publish('news', { hello: 'from the app' })
     return json(res, 202, { offset })
