@@ -13,6 +13,7 @@ import { loadConfig, type ConfigOverrides } from '../config/load.js'
 import { exitCodeOf, exitCodes } from '../errors.js'
 import { serve } from '../serve.js'
 import { Bridge } from '../bridge/bridge.js'
+import { loadEngineConfig } from '../config/engine.js'
 import { loadBridgeConfig, loadPushConfig } from '../config/messaging.js'
 import { PushServer } from '../push/push-server.js'
 import { runService } from '../process/service.js'
@@ -50,7 +51,7 @@ Commands:
   status [--json]      list the workers of the running server
   reload               rolling reload (same as kill -HUP <arbiter pid>)
   stop                 graceful stop (same as kill -TERM <arbiter pid>)
-  bridge               run the ZeroMQ message bridge (FORKYARD_BRIDGE_*)
+  bridge               run the message bridge (FORKYARD_BRIDGE_*; on Redis with FORKYARD_ENGINE)
   push                 run the WebSocket push process (FORKYARD_PUSH_*)
   nginx                render nginx/nginx.conf.template from the settings and run nginx, logs relayed
   up                   start the whole stack under supervisord (nginx, server, push, bridge) from this
@@ -173,15 +174,16 @@ async function main(): Promise<void> {
     }
     case 'bridge': {
       const config = loadBridgeConfig(process.env)
+      const engine = loadEngineConfig(process.env)
       // Killed supervisord: the bridge outlives the server's drain, acknowledging its last publishes.
       const server = loadConfig(process.env)
       await runService(
         'bridge',
         process.env.FORKYARD_LOG_LEVEL ?? 'info',
         async (log) => {
-          const bridge = new Bridge(config, log)
+          const bridge = new Bridge(config, log, engine)
           await bridge.start()
-          return Object.assign(bridge, { reconfigure: (env: NodeJS.ProcessEnv) => bridge.applyConfig(loadBridgeConfig(env)) })
+          return Object.assign(bridge, { reconfigure: (env: NodeJS.ProcessEnv) => bridge.applyConfig(loadBridgeConfig(env), loadEngineConfig(env)) })
         },
         { envFile: values['env-file'] ?? '.env', baseEnv, dieWithParent: values.supervised === true, outlive: { pidfile: server.pidfile, ms: server.gracefulTimeoutMs + 10_000 } },
       )

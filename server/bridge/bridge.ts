@@ -10,18 +10,28 @@
 import { chmodSync, mkdirSync } from 'node:fs'
 import type { Logger } from 'pino'
 import { Router, XPublisher } from 'zeromq'
+import type { EngineConfig } from '../config/engine.js'
 import type { BridgeConfig } from '../config/messaging.js'
-import { History, type Range } from './history.js'
-import { HistoryStore, newEpoch } from './store.js'
-import { CHANNEL, SendQueue, bridgeEndpoints, yieldToLoop } from './wire.js'
+import { EmbeddedStore } from './embedded-store.js'
+import type { Range } from './history.js'
+import { StoreRefusal, StoreUnavailable, type MessageStore, type StoreAccepted } from './message-store.js'
+import { RedisStore } from './redis-store.js'
+import { CHANNEL, REQUEST_ID, SendQueue, bridgeEndpoints, yieldToLoop } from './wire.js'
+
+/**
+ * Publishes waiting for the Redis store at once; past it a publish gets no answer (the publisher
+ * resends it, deduplicated), so an unreachable Redis cannot grow the bridge's memory without bound.
+ */
+const MAX_IN_FLIGHT = 20_000
 
 export interface BridgeCounters {
   received: number
   accepted: number
   forwarded: number
   deduplicated: number
-  dropped: { invalidChannel: number; invalidData: number; malformed: number; persistFailed: number }
+  dropped: { invalidChannel: number; invalidData: number; invalidKey: number; malformed: number; persistFailed: number; storeUnavailable: number; storeBusy: number }
   historyRequests: number
+  historyFailed: number
 }
 
 export class Bridge {
@@ -30,8 +40,9 @@ export class Bridge {
     accepted: 0,
     forwarded: 0,
     deduplicated: 0,
-    dropped: { invalidChannel: 0, invalidData: 0, malformed: 0, persistFailed: 0 },
+    dropped: { invalidChannel: 0, invalidData: 0, invalidKey: 0, malformed: 0, persistFailed: 0, storeUnavailable: 0, storeBusy: 0 },
     historyRequests: 0,
+    historyFailed: 0,
   }
   private readonly router = new Router({ sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 })
   // Subscribers that fall more than this behind lose messages at the XPUB (ZeroMQ drops silently
@@ -39,8 +50,9 @@ export class Bridge {
   private readonly xpub = new XPublisher({ sendHighWaterMark: 100_000 })
   private readonly routerOut = new SendQueue(this.router)
   private readonly xpubOut = new SendQueue(this.xpub)
-  private history!: History
-  private store: HistoryStore | null = null
+  private readonly store: MessageStore
+  private inFlight = 0
+  private lastUnavailableLog = 0
   private trimTimer: NodeJS.Timeout | null = null
   private closing: Promise<void> | null = null
   private loop: Promise<void> | null = null
@@ -48,27 +60,23 @@ export class Bridge {
   constructor(
     private config: Readonly<BridgeConfig>,
     private readonly log: Logger,
-  ) {}
+    private readonly engine: Readonly<EngineConfig> | null = null,
+  ) {
+    this.store =
+      engine?.kind === 'redis'
+        ? new RedisStore(engine, config, log, (channel, envelope) => this.forward(channel, envelope))
+        : new EmbeddedStore(config, log)
+  }
 
   get epoch(): string {
-    return this.history.epoch
+    return this.store.epoch
   }
 
   async start(): Promise<void> {
     mkdirSync(this.config.dir, { recursive: true, mode: 0o700 })
     chmodSync(this.config.dir, 0o700)
     const limits = { count: this.config.historyCount, ageMs: this.config.historyAgeMs }
-    const now = Date.now()
-    if (this.config.dataDir !== '') {
-      this.store = new HistoryStore(this.config.dataDir, this.config.fsync)
-      const { history, restored, corrupt, newEpoch: fresh, damaged } = this.store.open(limits, now)
-      if (damaged) this.log.error({ corrupt, dataDir: this.config.dataDir }, 'history file damaged in the middle (not a line cut by a crash): starting a new epoch, every subscriber is told its history is gone')
-      this.history = history
-      this.log.info({ epoch: history.epoch, restored, corrupt, dataDir: this.config.dataDir, newEpoch: fresh }, fresh ? 'history file started: new epoch' : 'history restored from file')
-    } else {
-      this.history = new History(newEpoch(), limits)
-      this.log.info({ epoch: this.history.epoch }, 'history in memory only: a restart starts a new epoch')
-    }
+    await this.store.open()
     const ep = bridgeEndpoints(this.config.dir)
     await this.router.bind(ep.in)
     await this.xpub.bind(ep.out)
@@ -77,12 +85,9 @@ export class Bridge {
       await this.router.bind(`tcp://${host}:${port}`)
       await this.xpub.bind(`tcp://${host}:${Number(port) + 1}`)
     }
-    this.trimTimer = setInterval(() => {
-      this.history.trim(Date.now())
-      this.store?.maybeCompact(this.history)
-    }, 5000)
+    this.trimTimer = setInterval(() => this.store.tick(Date.now()), 5000)
     this.loop = this.receive()
-    this.log.info({ in: ep.in, out: ep.out, tcp: this.config.tcp || undefined, historyCount: limits.count, historyAgeMs: limits.ageMs }, 'bridge listening')
+    this.log.info({ in: ep.in, out: ep.out, tcp: this.config.tcp || undefined, historyCount: limits.count, historyAgeMs: limits.ageMs, engine: this.engine?.kind === 'redis' ? this.engine.shown : 'embedded' }, 'bridge listening')
   }
 
   private async receive(): Promise<void> {
@@ -112,7 +117,7 @@ export class Bridge {
 
   private onPublish(id: Buffer, frames: Buffer[]): void {
     this.counters.received++
-    const [, , pubBuf, seqBuf, chBuf, dataBuf, reqBuf] = frames
+    const [, , pubBuf, seqBuf, chBuf, dataBuf, reqBuf, keyBuf] = frames
     const seq = Number(seqBuf?.toString())
     if (pubBuf === undefined || chBuf === undefined || dataBuf === undefined || !Number.isSafeInteger(seq)) {
       this.counters.dropped.malformed++
@@ -131,27 +136,57 @@ export class Bridge {
       this.counters.dropped.invalidData++
       return reply(['nack', String(seq), 'data is not valid JSON'])
     }
-    const now = Date.now()
-    const reqId = reqBuf?.toString() ?? ''
-    const result = this.history.accept(pubBuf.toString(), seq, channel, data, now, reqId)
-    if (result.duplicate) {
-      this.counters.deduplicated++
-      return reply(['ack', String(seq), String(result.offset), this.history.epoch])
+    const idemKey = keyBuf?.toString() ?? ''
+    if (idemKey !== '' && !REQUEST_ID.test(idemKey)) {
+      this.counters.dropped.invalidKey++
+      return reply(['nack', String(seq), `invalid idempotency key ${JSON.stringify(idemKey.slice(0, 80))}: expected 1-128 characters from A-Z a-z 0-9 . _ : -`])
     }
-    if (this.store !== null && result.stored !== null) {
-      try {
-        this.store.append(channel, result.stored)
-      } catch (err) {
+    const reqId = reqBuf?.toString() ?? ''
+    const m = { pub: pubBuf.toString(), seq, channel, data, reqId, idemKey, now: Date.now() }
+    const done = (result: StoreAccepted): void => {
+      if (result.duplicate) {
+        this.counters.deduplicated++
+        return reply(['ack', String(seq), String(result.offset), result.epoch])
+      }
+      this.counters.accepted++
+      // Messages caused by a request are traceable by its id (make logs REQ=<id>).
+      if (reqId !== '') this.log.info({ reqId, channel, offset: result.offset }, 'published')
+      reply(['ack', String(seq), String(result.offset), result.epoch])
+      if (result.envelope !== null) this.forward(channel, result.envelope)
+    }
+    const failed = (err: unknown): void => {
+      if (err instanceof StoreRefusal) {
         this.counters.dropped.persistFailed++
-        this.log.error({ err, channel }, 'history file write failed: publish refused')
-        return reply(['nack', String(seq), 'the bridge could not write its history file'])
+        return reply(['nack', String(seq), err.reason])
+      }
+      // Not stored (or not known to be): no answer; the publisher resends the same seq, deduplicated.
+      this.counters.dropped.storeUnavailable++
+      const now = Date.now()
+      if (now - this.lastUnavailableLog > 5000) {
+        this.lastUnavailableLog = now
+        this.log.warn({ err: err instanceof StoreUnavailable || err instanceof Error ? { message: err.message } : err, channel, unavailable: this.counters.dropped.storeUnavailable }, 'message store unavailable: publish not acknowledged, the publisher resends it')
       }
     }
-    this.counters.accepted++
-    // Messages caused by a request are traceable by its id (make logs REQ=<id>).
-    if (reqId !== '') this.log.info({ reqId, channel, offset: result.offset }, 'published')
-    reply(['ack', String(seq), String(result.offset), this.history.epoch])
-    void this.xpubOut.send([channel, result.stored!.envelope]).then(
+    let result: StoreAccepted | Promise<StoreAccepted>
+    try {
+      result = this.store.accept(m)
+    } catch (err) {
+      return failed(err)
+    }
+    if (!(result instanceof Promise)) return done(result)
+    if (this.inFlight >= MAX_IN_FLIGHT) {
+      // Too many waiting on the store: answered later by the publisher's resend.
+      this.counters.dropped.storeBusy++
+      result.catch(() => undefined)
+      return
+    }
+    this.inFlight++
+    result.then(done, failed).finally(() => void this.inFlight--)
+  }
+
+  /** Sends one envelope to the local subscribers (the push process). */
+  private forward(channel: string, envelope: string): void {
+    void this.xpubOut.send([channel, envelope]).then(
       () => void this.counters.forwarded++,
       () => undefined,
     )
@@ -163,21 +198,33 @@ export class Bridge {
     const channel = frames[3]?.toString() ?? ''
     const after = Number(frames[4]?.toString() ?? '0')
     const epoch = frames[5]?.toString() ?? ''
-    const range: Range = this.history.range(channel, Number.isSafeInteger(after) && after >= 0 ? after : 0, epoch === '' ? null : epoch, Date.now())
-    void this.routerOut.send([id, 'hist', callId, JSON.stringify(range)]).catch(() => undefined)
+    const send = (range: Range): void => void this.routerOut.send([id, 'hist', callId, JSON.stringify(range)]).catch(() => undefined)
+    let range: Range | Promise<Range>
+    try {
+      range = this.store.range(channel, Number.isSafeInteger(after) && after >= 0 ? after : 0, epoch === '' ? null : epoch, Date.now())
+    } catch (err) {
+      this.counters.historyFailed++
+      this.log.warn({ err, channel }, 'history request failed: not answered (the asker times out and tells its subscribers)')
+      return
+    }
+    if (!(range instanceof Promise)) return send(range)
+    range.then(send, (err: unknown) => {
+      this.counters.historyFailed++
+      this.log.warn({ err: { message: (err as Error).message }, channel }, 'history request failed: not answered (the asker times out and tells its subscribers)')
+    })
   }
 
   /** History limits apply at once; new sockets or a new data directory need a new process. */
-  applyConfig(next: Readonly<BridgeConfig>): 'live' | 'restart' {
+  applyConfig(next: Readonly<BridgeConfig>, engine: Readonly<EngineConfig> | null = this.engine): 'live' | 'restart' {
+    if (JSON.stringify(engine) !== JSON.stringify(this.engine)) return 'restart'
     if (next.dir !== this.config.dir || next.tcp !== this.config.tcp || next.dataDir !== this.config.dataDir || next.fsync !== this.config.fsync) return 'restart'
-    this.history.setLimits({ count: next.historyCount, ageMs: next.historyAgeMs })
-    this.history.trim(Date.now())
+    this.store.setLimits({ count: next.historyCount, ageMs: next.historyAgeMs })
     this.config = next
     return 'live'
   }
 
-  stats(): BridgeCounters & { epoch: string; channels: number; kept: number } {
-    return { ...this.counters, epoch: this.history.epoch, channels: this.history.lastOffsets().size, kept: this.history.keptCount() }
+  stats(): BridgeCounters & { epoch: string; channels: number; kept: number; inFlight: number } {
+    return { ...this.counters, ...this.store.stats(), epoch: this.store.epoch, inFlight: this.inFlight }
   }
 
   close(): Promise<void> {
@@ -187,7 +234,7 @@ export class Bridge {
       this.router.close()
       this.xpub.close()
       await this.loop
-      this.store?.close()
+      await this.store.close()
       this.log.info({ counters: this.counters }, 'bridge stopped')
     })()
     return this.closing

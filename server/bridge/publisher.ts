@@ -1,8 +1,9 @@
 /**
  * publish(channel, data) for app code: never blocks a request. A publish is queued (bounded),
  * sent to the bridge, and its promise resolves when the bridge acknowledges it with the channel
- * offset (accepted = sequenced, and written to the history file when there is one). Unacknowledged
- * publishes are resent; the bridge drops duplicates by (publisher id, sequence). A full queue
+ * offset (accepted = sequenced, and written to the history file or Redis). Unacknowledged
+ * publishes are resent; the bridge drops duplicates by (publisher id, sequence), or by the app's
+ * idempotency key when one is given. A full queue
  * rejects at once with FORKYARD_ERR_PUBLISH_QUEUE_FULL and counts it: never a silent drop.
  */
 import { randomBytes } from 'node:crypto'
@@ -11,7 +12,7 @@ import { Dealer } from 'zeromq'
 import type { PublisherConfig } from '../config/messaging.js'
 import { ForkyardError, codes } from '../errors.js'
 import { processGlobal } from '../process-global.js'
-import { CHANNEL, CHANNEL_RULE, REQUEST_ID, SYSTEM_PREFIX, SendQueue, bridgeEndpoints, isReserved, yieldToLoop } from './wire.js'
+import { CHANNEL, CHANNEL_RULE, IDEMPOTENCY_KEY, REQUEST_ID, SYSTEM_PREFIX, SendQueue, bridgeEndpoints, isReserved, yieldToLoop } from './wire.js'
 
 export interface Published {
   channel: string
@@ -22,6 +23,13 @@ export interface Published {
 export interface PublishOptions {
   /** The request that caused this message: logged by the bridge and the push process, and carried in the envelope. */
   reqId?: string
+  /**
+   * The app's own identity of this message (1-128 characters from A-Z a-z 0-9 . _ : -, the
+   * IDEMPOTENCY_KEY rule): a second publish with the same key - from any process or host sharing
+   * the engine, within max(60 s, FORKYARD_BRIDGE_HISTORY_AGE) - is not stored again and resolves
+   * with the first offset.
+   */
+  idempotencyKey?: string
 }
 
 interface Pending {
@@ -29,6 +37,7 @@ interface Pending {
   channel: string
   data: string
   reqId: string
+  idemKey: string
   sentAt: number
   resolve: (p: Published) => void
   reject: (err: Error) => void
@@ -74,6 +83,10 @@ export class Publisher {
       return Promise.reject(new ForkyardError(codes.PUBLISH_INVALID, `Expected data that JSON.stringify accepts: ${(err as Error).message}`, { cause: err }))
     }
     if (json === undefined) return Promise.reject(new ForkyardError(codes.PUBLISH_INVALID, 'Expected data that JSON.stringify accepts, got undefined'))
+    const idemKey = options.idempotencyKey ?? ''
+    if (options.idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idemKey)) {
+      return Promise.reject(new ForkyardError(codes.PUBLISH_INVALID, `Expected an idempotency key of 1-128 characters from A-Z a-z 0-9 . _ : -, got ${JSON.stringify(String(idemKey).slice(0, 80))}`))
+    }
     if (this.pending.size >= this.config.queue) {
       this.stats.rejectedQueueFull++
       this.onQueueFull?.(this.stats.rejectedQueueFull)
@@ -83,7 +96,7 @@ export class Publisher {
     }
     const seq = ++this.seq
     return new Promise<Published>((resolve, reject) => {
-      const p: Pending = { seq, channel, data: json, reqId: options.reqId !== undefined && REQUEST_ID.test(options.reqId) ? options.reqId : '', sentAt: Date.now(), resolve, reject }
+      const p: Pending = { seq, channel, data: json, reqId: options.reqId !== undefined && REQUEST_ID.test(options.reqId) ? options.reqId : '', idemKey, sentAt: Date.now(), resolve, reject }
       this.pending.set(seq, p)
       this.stats.queued++
       this.send(p)
@@ -97,7 +110,7 @@ export class Publisher {
 
   private send(p: Pending): void {
     p.sentAt = Date.now()
-    this.out.send(['pub', this.id, String(p.seq), p.channel, p.data, p.reqId]).catch(() => {
+    this.out.send(['pub', this.id, String(p.seq), p.channel, p.data, p.reqId, p.idemKey]).catch(() => {
       // The socket is closing; the close rejects what is still pending.
     })
   }
