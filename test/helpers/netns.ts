@@ -12,7 +12,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { TestContext } from 'node:test'
 import { stackProcesses } from '../../server/process/leftovers.js'
 import { procStat } from '../../server/process/pidfile.js'
 import { bin, root, sleep, tempDir, until } from './server.js'
@@ -21,8 +20,15 @@ export const SUBNET = '10.231.0'
 export const LB_ADDR = `${SUBNET}.254`
 export const DB_ADDR = `${SUBNET}.4`
 
+/** What the helpers need of a test context: somewhere to register cleanups (a bench passes its own). */
+export interface Cleanups {
+  after: (fn: () => unknown) => void
+}
+
 export interface Net {
   prefix: string
+  /** Registers a cleanup, run before the namespaces are deleted, last registered first. */
+  defer: (fn: () => unknown) => void
   /** Namespace names: h1…hN, db, lb. */
   ns: (role: string) => string
   hostAddr: (i: number) => string
@@ -51,14 +57,22 @@ export function netnsUnavailable(): string {
   return ''
 }
 
-export function makeNet(t: TestContext, hosts: number): Net {
+export function makeNet(t: Cleanups, hosts: number): Net {
   const prefix = `fy${process.pid}`
   const ns = (role: string): string => `${prefix}-${role}`
   const roles = [...Array.from({ length: hosts }, (_, i) => `h${i + 1}`), 'db']
   const addr = (role: string): string => (role === 'db' ? DB_ADDR : `${SUBNET}.${role.slice(1)}`)
   const children: ChildProcess[] = []
   const made: string[] = []
+  const deferred: (() => unknown)[] = []
   t.after(async () => {
+    for (const fn of deferred.reverse()) {
+      try {
+        await fn()
+      } catch (err) {
+        process.stderr.write(`cleanup failed: ${(err as Error).message}\n`)
+      }
+    }
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
     await sleep(200)
     for (const n of made.reverse()) spawnSync('ip', ['netns', 'del', n], { timeout: 10_000 })
@@ -83,6 +97,7 @@ export function makeNet(t: TestContext, hosts: number): Net {
   const wrap = (role: string): string[] => ['ip', 'netns', 'exec', ns(role)]
   return {
     prefix,
+    defer: (fn) => deferred.push(fn),
     ns,
     hostAddr: (i) => `${SUBNET}.${i}`,
     wrap,
@@ -159,7 +174,7 @@ function alive(pid: number): boolean {
  * stack started in the host's namespace the way a user starts it: `forkyard up` (what `make up`
  * runs) with the project directory as working directory. Not started: call up().
  */
-export function hostStack(t: TestContext, net: Net, base: string, i: number, values: Record<string, string>): HostStack {
+export function hostStack(net: Net, base: string, i: number, values: Record<string, string>): HostStack {
   const role = `h${i}`
   const dir = join(base, role)
   mkdirSync(dir, { recursive: true })
@@ -260,7 +275,7 @@ export function hostStack(t: TestContext, net: Net, base: string, i: number, val
       return null
     },
   }
-  t.after(async () => {
+  net.defer(async () => {
     const r = cli('down')
     if (r.status !== 0) {
       for (const pid of pids()) {
@@ -276,7 +291,7 @@ export function hostStack(t: TestContext, net: Net, base: string, i: number, val
 }
 
 /** The load balancer of the README: nginx in the lb namespace, the hosts as upstream. Started here, stopped by PID. */
-export async function startBalancer(t: TestContext, net: Net, hosts: number[], options: { port?: number; readTimeout?: string } = {}): Promise<{ url: string; wsUrl: string; conf: string }> {
+export async function startBalancer(net: Net, hosts: number[], options: { port?: number; readTimeout?: string } = {}): Promise<{ url: string; wsUrl: string; conf: string }> {
   const dir = tempDir('fy-lb-')
   const port = options.port ?? 8080
   const template = readFileSync(join(root, 'test/fixtures/multi-host-lb.conf'), 'utf8')
@@ -294,13 +309,15 @@ export async function startBalancer(t: TestContext, net: Net, hosts: number[], o
   let err = ''
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
   child.stdout!.resume()
-  t.after(async () => {
+  net.defer(async () => {
+    // SIGTERM: nginx's fast stop, its workers with it.
     const pid = Number(readFileSync(join(dir, 'nginx.pid'), 'utf8').trim())
     try {
-      process.kill(pid, 'SIGKILL')
+      process.kill(pid, 'SIGTERM')
     } catch {
       // gone
     }
+    await until('load balancer stopped', () => !alive(pid), 5000, 50).catch(() => process.kill(-pid, 'SIGKILL'))
   })
   await until('load balancer listening', () => {
     try {
@@ -313,6 +330,8 @@ export async function startBalancer(t: TestContext, net: Net, hosts: number[], o
 }
 
 export interface ClientReport {
+  /** The client's connection: connecting, open, closed (between attempts), stopped. */
+  state: string
   upstreams: string[]
   ranges: Record<string, [number, number][]>
   dup: number
@@ -465,4 +484,21 @@ export function checkDelivery(reports: ClientReport[], acked: { offset: number; 
     }
   }
   return out
+}
+
+/** The last warnings and errors of a host's programs, for a failure message. */
+export function logTail(h: HostStack, programs = ['bridge', 'push', 'server'], max = 6): string {
+  const out: string[] = []
+  for (const p of programs) {
+    const file = join(h.logDir, `${p}.log`)
+    let text = ''
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch {
+      continue
+    }
+    const bad = text.split('\n').filter((l) => /"level":"(warn|error|fatal)"/.test(l)).slice(-max)
+    if (bad.length > 0) out.push(`${h.role} ${p}:\n  ${bad.map((l) => l.slice(0, 400)).join('\n  ')}`)
+  }
+  return out.join('\n')
 }

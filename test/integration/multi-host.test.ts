@@ -13,7 +13,7 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { checkDelivery, hostStack, makeNet, netnsUnavailable, startAgent, startBalancer, startPublisher, DB_ADDR, type Agent, type ClientReport, type HostStack, type Net, type PublisherRun } from '../helpers/netns.js'
+import { checkDelivery, hostStack, logTail, makeNet, netnsUnavailable, startAgent, startBalancer, startPublisher, DB_ADDR, type Agent, type ClientReport, type HostStack, type Net, type PublisherRun } from '../helpers/netns.js'
 import { startRedis, type RedisServer } from '../helpers/redis.js'
 import { root, sleep, tempDir, until } from '../helpers/server.js'
 
@@ -49,11 +49,11 @@ async function setup(t: TestContext): Promise<World> {
     FORKYARD_TASKS_LEASE: '3s',
     FORKYARD_SINGLETON_LEASE: '3s',
   }
-  const hosts = [1, 2, 3].map((i) => hostStack(t, net, base, i, values))
+  const hosts = [1, 2, 3].map((i) => hostStack(net, base, i, values))
   await Promise.all(hosts.map((h) => h.up()))
-  const lb = await startBalancer(t, net, [1, 2, 3], { readTimeout: '3s' })
+  const lb = await startBalancer(net, [1, 2, 3], { readTimeout: '3s' })
   const agent = startAgent(net, 'lb')
-  t.after(() => agent.call({ cmd: 'close' }, 5000).catch(() => undefined))
+  net.defer(() => agent.call({ cmd: 'close' }, 5000).catch(() => undefined))
   return { net, redis, hosts, agent, lb, shared, acked: [], summary: [] }
 }
 
@@ -85,7 +85,8 @@ async function caughtUp(w: World, label: string, opts: { resets: boolean }): Pro
     }, 45_000, 1000)
   } catch (err) {
     const behind = reps.filter((r) => r.last?.epoch !== last.epoch || r.last.offset < last.offset)
-    process.stdout.write(`# ${label}: ${behind.length} clients behind, e.g. ${JSON.stringify(behind.slice(0, 3).map((r) => ({ last: r.last, upstreams: r.upstreams, gaps: r.gaps.slice(-2) })))}\n`)
+    const where = (rs: ClientReport[]): string => JSON.stringify({ ...upstreamCounts(rs, w), ...Object.fromEntries([...new Set(rs.map((r) => r.state))].map((s) => [s, rs.filter((r) => r.state === s).length])) })
+    process.stdout.write(`# ${label}: ${behind.length} clients behind (${where(behind)}), ${reps.length - behind.length} caught up (${where(reps.filter((r) => !behind.includes(r)))}), e.g. ${JSON.stringify(behind.slice(0, 3).map((r) => ({ state: r.state, last: r.last, upstreams: r.upstreams, gaps: r.gaps.slice(-2) })))}\n${w.hosts.map((h) => logTail(h)).join('\n')}\n`)
     throw err
   }
   const c = checkDelivery(reps, w.acked)
