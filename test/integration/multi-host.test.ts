@@ -67,7 +67,10 @@ async function reports(w: World): Promise<ClientReport[]> {
 async function publishWhile(w: World, count: number, during: (pub: PublisherRun) => Promise<void>): Promise<PublisherRun> {
   const pub = startPublisher(w.net, w.hosts[0]!, { channel: CHANNEL, count, intervalMs: RATE_MS })
   await during(pub)
-  const done = await Promise.race([pub.done, sleep(count * RATE_MS + 90_000).then(() => null)])
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), count * RATE_MS + 90_000)))
+  // The timer is cleared: a pending one would hold the test process (and the test lock) open.
+  const done = await Promise.race([pub.done, late]).finally(() => clearTimeout(timer))
   assert.ok(done !== null, `Expected the publisher to finish ${count} messages, it did not: ${pub.raw()}`)
   w.acked.push(...pub.acked)
   return pub
