@@ -70,7 +70,7 @@ bench-push: build ## push through nginx: forkyard vs one ws process (fan-out, /h
 	$(NODE) --import tsx bench/push-memory.ts
 
 bench-cross-host: build ## push fan-out across 3 hosts on one Redis (network namespaces, root) against 1 host embedded
-	$(NODE) --import tsx bench/cross-host.ts --clients 300 --rate 100 --seconds 10 --rounds 2
+	$(NODE) --import tsx bench/cross-host.ts --clients 300 --rates 100,1000 --seconds 10 --rounds 2
 
 serve: build ## run the prefork server in the foreground on $(APP)
 	$(NODE) dist/bin/forkyard.js serve $(APP)

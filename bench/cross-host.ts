@@ -6,10 +6,13 @@
  *   B. embedded: one host, the default engine (ZeroMQ bridge), every client on it;
  * in the same run, rounds interleaved, as ratios A / B.
  *
- *   flock /tmp/forkyard-bench.lock node --import tsx bench/cross-host.ts [--clients 300] [--rate 100]
- *       [--seconds 10] [--rounds 2]
+ *   flock /tmp/forkyard-bench.lock node --import tsx bench/cross-host.ts [--clients 300]
+ *       [--rates 100,1000] [--seconds 10] [--rounds 2]
  *
- * The publisher (test/fixtures/multi-host-publisher.mjs, in host 1's namespace) sends rate msg/s
+ * Two loads: a paced one (100 msg/s: latency without queueing) and a high one (1000 msg/s x 300
+ * clients = 300 000 deliveries/s offered, more than two cores deliver: delivered/s is then the
+ * capacity, latency mostly queueing). The publisher (test/fixtures/multi-host-publisher.mjs, in
+ * host 1's namespace) sends rate msg/s
  * for `seconds` s, each message stamped with Date.now(); the clients (the kit's browser client
  * over `ws`, test/fixtures/multi-host-clients.mjs, in the load balancer's namespace) record the
  * receive time. All processes read one clock (one machine), so latency = receive - stamp needs no
@@ -34,11 +37,16 @@ function arg(name: string, fallback: number): number {
   const i = args.indexOf(`--${name}`)
   return i >= 0 ? positiveInt(name, args[i + 1] ?? '') : fallback
 }
-const settings = { clients: arg('clients', 300), rate: arg('rate', 100), seconds: arg('seconds', 10), rounds: arg('rounds', 2) }
+function rates(): number[] {
+  const i = args.indexOf('--rates')
+  return i >= 0 ? (args[i + 1] ?? '').split(',').map((r) => positiveInt('rates', r)) : [100, 1000]
+}
+const settings = { clients: arg('clients', 300), rates: rates(), seconds: arg('seconds', 10), rounds: arg('rounds', 2) }
 const CHANNEL = 'bench'
 
 interface Measured {
   engine: 'redis' | 'embedded'
+  rate: number
   hosts: number
   round: number
   published: number
@@ -57,7 +65,7 @@ const values = (engine: string): Record<string, string> => ({
   FORKYARD_LOG_LEVEL: 'warn',
 })
 
-async function measure(net: Net, agent: Agent, hosts: HostStack[], engine: Measured['engine'], round: number): Promise<Measured> {
+async function measure(net: Net, agent: Agent, hosts: HostStack[], engine: Measured['engine'], rate: number, round: number): Promise<Measured> {
   await Promise.all(hosts.map((h) => h.up()))
   try {
     // Clients spread evenly over the hosts, straight to each host's nginx.
@@ -67,13 +75,13 @@ async function measure(net: Net, agent: Agent, hosts: HostStack[], engine: Measu
       if (r.subscribed !== n) throw new Error(`Expected ${n} clients subscribed on ${h.role}, got ${JSON.stringify(r)}`)
     }
     // Warm-up: one second of the same load, not counted.
-    const warm = startPublisher(net, hosts[0]!, { channel: CHANNEL, count: settings.rate, intervalMs: 1000 / settings.rate })
+    const warm = startPublisher(net, hosts[0]!, { channel: CHANNEL, count: rate, intervalMs: 1000 / rate })
     await warm.done
     await sleep(1000)
     await agent.call({ cmd: 'lat-reset' })
-    const count = settings.rate * settings.seconds
+    const count = rate * settings.seconds
     const cpu0 = machineCpuMs()
-    const pub = startPublisher(net, hosts[0]!, { channel: CHANNEL, count, intervalMs: 1000 / settings.rate })
+    const pub = startPublisher(net, hosts[0]!, { channel: CHANNEL, count, intervalMs: 1000 / rate })
     const done = await pub.done
     const expected = done.acked * settings.clients
     let rep: { delivered: number; firstAt: number; lastAt: number; latency: Measured['latencyMs'] } = { delivered: 0, firstAt: 0, lastAt: 0, latency: { n: 0, p50: null, p99: null, max: null } }
@@ -85,6 +93,7 @@ async function measure(net: Net, agent: Agent, hosts: HostStack[], engine: Measu
     const cpu1 = machineCpuMs()
     const m: Measured = {
       engine,
+      rate,
       hosts: hosts.length,
       round,
       published: done.acked,
@@ -95,7 +104,7 @@ async function measure(net: Net, agent: Agent, hosts: HostStack[], engine: Measu
       latencyMs: rep.latency,
       machineCpuBusy: Math.round((100 * (cpu1.busy - cpu0.busy)) / Math.max(1, cpu1.total - cpu0.total)) / 100,
     }
-    process.stdout.write(`${engine} (${hosts.length} host${hosts.length > 1 ? 's' : ''}), round ${round}: ${m.delivered}/${m.expected} delivered, ${m.deliveredPerSec}/s, p50 ${m.latencyMs.p50} ms, p99 ${m.latencyMs.p99} ms, max ${m.latencyMs.max} ms, machine CPU busy ${Math.round(m.machineCpuBusy * 100)}%\n`)
+    process.stdout.write(`${rate} msg/s, ${engine} (${hosts.length} host${hosts.length > 1 ? 's' : ''}), round ${round}: ${m.delivered}/${m.expected} delivered, ${m.deliveredPerSec}/s, p50 ${m.latencyMs.p50} ms, p99 ${m.latencyMs.p99} ms, max ${m.latencyMs.max} ms, machine CPU busy ${Math.round(m.machineCpuBusy * 100)}%\n`)
     return m
   } finally {
     await agent.call({ cmd: 'close' })
@@ -123,21 +132,26 @@ async function main(): Promise<void> {
     for (let round = 1; round <= settings.rounds; round++) {
       // Alternating which goes first, so a drift of the machine's speed hits both alike.
       const order = round % 2 === 1 ? (['embedded', 'redis'] as const) : (['redis', 'embedded'] as const)
-      for (const engine of order) runs.push(await measure(net, agent, engine === 'redis' ? redisHosts : embeddedHost, engine, round))
+      for (const rate of settings.rates) {
+        for (const engine of order) runs.push(await measure(net, agent, engine === 'redis' ? redisHosts : embeddedHost, engine, rate, round))
+      }
     }
-    const pick = (engine: string, f: (m: Measured) => number | null): number | null => median(runs.filter((r) => r.engine === engine).map(f).filter((v): v is number => v !== null))
-    const summary = Object.fromEntries(
-      (['redis', 'embedded'] as const).map((e) => [e, { deliveredPerSec: pick(e, (m) => m.deliveredPerSec), p50: pick(e, (m) => m.latencyMs.p50), p99: pick(e, (m) => m.latencyMs.p99), missing: runs.filter((r) => r.engine === e).reduce((n, r) => n + Math.max(0, r.expected - r.delivered), 0) }]),
-    ) as Record<'redis' | 'embedded', { deliveredPerSec: number | null; p50: number | null; p99: number | null; missing: number }>
     const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : Math.round((100 * a) / b) / 100)
-    const ratios = {
-      'delivered/s redis 3 hosts / embedded 1 host': ratio(summary.redis.deliveredPerSec, summary.embedded.deliveredPerSec),
-      'p50 latency redis / embedded': ratio(summary.redis.p50, summary.embedded.p50),
-      'p99 latency redis / embedded': ratio(summary.redis.p99, summary.embedded.p99),
+    const summary: Record<string, Record<string, { deliveredPerSec: number | null; p50: number | null; p99: number | null; missing: number }>> = {}
+    const ratios: Record<string, number | null> = {}
+    process.stdout.write(`\nMedians over ${settings.rounds} rounds, ${settings.clients} clients, ${settings.seconds} s per run:\n`)
+    for (const rate of settings.rates) {
+      const of = (e: string): Measured[] => runs.filter((r) => r.engine === e && r.rate === rate)
+      const pick = (e: string, f: (m: Measured) => number | null): number | null => median(of(e).map(f).filter((v): v is number => v !== null))
+      const s: Record<string, { deliveredPerSec: number | null; p50: number | null; p99: number | null; missing: number }> = {}
+      for (const e of ['redis', 'embedded']) s[e] = { deliveredPerSec: pick(e, (m) => m.deliveredPerSec), p50: pick(e, (m) => m.latencyMs.p50), p99: pick(e, (m) => m.latencyMs.p99), missing: of(e).reduce((n, r) => n + Math.max(0, r.expected - r.delivered), 0) }
+      summary[`${rate} msg/s`] = s
+      ratios[`${rate} msg/s: delivered/s redis 3 hosts / embedded 1 host`] = ratio(s.redis!.deliveredPerSec, s.embedded!.deliveredPerSec)
+      ratios[`${rate} msg/s: p50 latency redis / embedded`] = ratio(s.redis!.p50, s.embedded!.p50)
+      ratios[`${rate} msg/s: p99 latency redis / embedded`] = ratio(s.redis!.p99, s.embedded!.p99)
+      for (const [e, v] of Object.entries(s)) process.stdout.write(`  ${String(rate).padStart(5)} msg/s ${e.padEnd(9)} ${String(v.deliveredPerSec).padStart(7)} delivered/s  p50 ${v.p50} ms  p99 ${v.p99} ms  missing ${v.missing}\n`)
     }
-    process.stdout.write(`\nMedians over ${settings.rounds} rounds, ${settings.clients} clients, ${settings.rate} msg/s for ${settings.seconds} s:\n`)
-    for (const [e, s] of Object.entries(summary)) process.stdout.write(`  ${e.padEnd(9)} ${String(s.deliveredPerSec).padStart(7)} delivered/s  p50 ${s.p50} ms  p99 ${s.p99} ms  missing ${s.missing}\n`)
-    for (const [k, v] of Object.entries(ratios)) process.stdout.write(`  ${k.padEnd(46)} ${v}\n`)
+    for (const [k, v] of Object.entries(ratios)) process.stdout.write(`  ${k.padEnd(56)} ${v}\n`)
     const date = new Date()
     const dir = join(root, 'bench/results')
     mkdirSync(dir, { recursive: true })
