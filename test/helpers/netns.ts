@@ -332,6 +332,8 @@ export async function startBalancer(net: Net, hosts: number[], options: { port?:
 export interface ClientReport {
   /** The client's connection: connecting, open, closed (between attempts), stopped. */
   state: string
+  /** Messages the server sent again on the wire (resume overlap), dropped by the client: with open({wire: true}). */
+  wireRepeats: number
   upstreams: string[]
   ranges: Record<string, [number, number][]>
   dup: number
@@ -449,6 +451,7 @@ export interface DeliveryCheck {
   dup: number
   disorder: number
   gapsTold: number
+  wireRepeats: number
   /** The first few problems, for the assertion message. */
   examples: string[]
 }
@@ -460,11 +463,12 @@ export interface DeliveryCheck {
 export function checkDelivery(reports: ClientReport[], acked: { offset: number; epoch: string }[]): DeliveryCheck {
   const byEpoch = new Map<string, number[]>()
   for (const a of acked) (byEpoch.get(a.epoch) ?? byEpoch.set(a.epoch, []).get(a.epoch)!).push(a.offset)
-  const out: DeliveryCheck = { clients: reports.length, missing: 0, excused: 0, dup: 0, disorder: 0, gapsTold: 0, examples: [] }
+  const out: DeliveryCheck = { clients: reports.length, missing: 0, excused: 0, dup: 0, disorder: 0, gapsTold: 0, wireRepeats: 0, examples: [] }
   for (const [ci, r] of reports.entries()) {
     out.dup += r.dup
     out.disorder += r.disorder
     out.gapsTold += r.gaps.length
+    out.wireRepeats += r.wireRepeats
     if (r.dup + r.disorder > 0 && out.examples.length < 5) out.examples.push(`client ${ci}: ${r.dup} duplicated, ${r.disorder} out of order`)
     for (const [epoch, offsets] of byEpoch) {
       const ranges = r.ranges[epoch] ?? []

@@ -93,7 +93,7 @@ async function caughtUp(w: World, label: string, opts: { resets: boolean }): Pro
     throw err
   }
   const c = checkDelivery(reps, w.acked)
-  const line = `${label}: ${w.acked.length} acknowledged so far, ${c.clients} clients, silent gaps ${c.missing}, duplicated ${c.dup}, out of order ${c.disorder}, announced gaps/resets ${c.gapsTold} (covering ${c.excused} client-messages)`
+  const line = `${label}: ${w.acked.length} acknowledged so far, ${c.clients} clients, silent gaps ${c.missing}, duplicated ${c.dup}, out of order ${c.disorder}, announced gaps/resets ${c.gapsTold} (covering ${c.excused} client-messages), sent again on the wire and dropped by the client ${c.wireRepeats}`
   w.summary.push(line)
   process.stdout.write(`# ${line}\n`)
   assert.equal(c.missing, 0, `${label}: expected no acknowledged message silently missing, got ${c.missing}:\n${c.examples.join('\n')}`)
@@ -152,7 +152,7 @@ test('three hosts, one Redis: 300 clients, 50 msg/s, kills, a cut link, Redis re
   w.summary.push(`setup (namespaces, redis, 3 stacks up, load balancer): ${Date.now() - started} ms`)
 
   // 300 clients through the load balancer: round robin spreads them over the three hosts.
-  const opened = await w.agent.call<{ subscribed: number }>({ cmd: 'open', n: CLIENTS, url: w.lb.wsUrl, channel: CHANNEL, timeoutMs: 60_000 }, 90_000)
+  const opened = await w.agent.call<{ subscribed: number }>({ cmd: 'open', n: CLIENTS, url: w.lb.wsUrl, channel: CHANNEL, wire: true, timeoutMs: 60_000 }, 90_000)
   assert.equal(opened.subscribed, CLIENTS, `Expected ${CLIENTS} clients subscribed through the load balancer, got ${JSON.stringify(opened)}`)
   const spread = upstreamCounts(await reports(w), w)
   w.summary.push(`clients per host: ${JSON.stringify(spread)}`)
@@ -183,7 +183,7 @@ test('three hosts, one Redis: 300 clients, 50 msg/s, kills, a cut link, Redis re
 
   await t.test("host 2's link cut for 5 s: its clients resume elsewhere, 0 missing, 0 duplicated", async () => {
     // Bring clients back onto host 2 first: new ones through the load balancer land there too.
-    const more = await w.agent.call<{ subscribed: number }>({ cmd: 'open', n: 60, url: w.lb.wsUrl, channel: CHANNEL, timeoutMs: 30_000 }, 60_000)
+    const more = await w.agent.call<{ subscribed: number }>({ cmd: 'open', n: 60, url: w.lb.wsUrl, channel: CHANNEL, wire: true, timeoutMs: 30_000 }, 60_000)
     assert.equal(more.subscribed, 60, `Expected 60 more clients subscribed, got ${JSON.stringify(more)}`)
     const before = upstreamCounts(await reports(w), w)
     await publishWhile(w, 400, async () => {
