@@ -239,7 +239,16 @@ export function hostStack(net: Net, base: string, i: number, values: Record<stri
     pids,
     killAll: async () => {
       const list = pids()
-      // supervisord first, so that it restarts nothing, then the rest, top down.
+      // A host that dies (power cut, kernel panic) takes every process at once: frozen first, so
+      // that none sees another die and reacts (a jobs process releasing its singleton lease when
+      // its arbiter goes would be a graceful stop, not a death), then killed.
+      for (const pid of list) {
+        try {
+          process.kill(pid, 'SIGSTOP')
+        } catch {
+          // already gone
+        }
+      }
       for (const pid of list) {
         try {
           process.kill(pid, 'SIGKILL')
