@@ -46,8 +46,9 @@ export const tasks = {
     defineTask(name, handler, options)
   },
   /**
-   * Queues a task durably (fsync'ed before this resolves) for the jobs process; answer the request
-   * with 202 and the id. The same idempotencyKey twice gives the same id once (duplicate: true),
+   * Queues a task durably for the jobs process (embedded: fsync'ed before this resolves; Redis: as
+   * durable as the Redis's persistence, appendonly yes recommended); answer the request with 202
+   * and the id. The same idempotencyKey twice gives the same id once (duplicate: true),
    * also from several processes at the same moment, for as long as the task is kept (see
    * FORKYARD_TASKS_KEEP_AGE). The same key with another payload rejects with a ForkyardError of
    * code FORKYARD_ERR_TASK_KEY_CONFLICT (answer 409 or 422): it is not a retry of that task.

@@ -38,7 +38,8 @@ export class RedisTaskRunner implements TaskEngine {
   private lastError = ''
   /** Whether the engine answered the last count (for readiness). */
   engineUp = false
-  engineError = 'not connected yet'
+  engineError: string
+  private counting = false
 
   constructor(
     private readonly engine: Readonly<EngineConfig>,
@@ -46,6 +47,7 @@ export class RedisTaskRunner implements TaskEngine {
     private readonly options: RedisRunnerOptions,
   ) {
     this.retention = options.retention
+    this.engineError = `Redis engine ${engine.shown} not reachable yet: connecting`
     this.store = new RedisTaskStore(engine, log, () => this.retention)
   }
 
@@ -80,6 +82,8 @@ export class RedisTaskRunner implements TaskEngine {
   }
 
   private async refreshCounts(): Promise<void> {
+    if (this.counting) return
+    this.counting = true
     try {
       const c = await this.queue.getJobCounts('waiting', 'delayed', 'prioritized', 'paused', 'active', 'completed', 'failed')
       this.cached = { queued: (c.waiting ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) + (c.paused ?? 0), running: c.active ?? 0, done: c.completed ?? 0, failed: c.failed ?? 0 }
@@ -88,6 +92,8 @@ export class RedisTaskRunner implements TaskEngine {
     } catch (err) {
       this.engineUp = false
       this.engineError = `Redis engine ${this.engine.shown} not reachable: ${(err as Error).message}`
+    } finally {
+      this.counting = false
     }
   }
 

@@ -9,7 +9,7 @@
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { publish } from '../publish.js'
-import { leaseRunOut, parseHolder, type Leases } from './leases.js'
+import { leaseMargin, leaseRunOut, parseHolder, type Leases } from './leases.js'
 import { singletonDefinitions } from './registry.js'
 
 export interface SingletonState {
@@ -32,6 +32,8 @@ interface Slot {
   stop: (() => unknown) | null
   restartTimer: NodeJS.Timeout | null
   tick: NodeJS.Timeout | null
+  /** Fires when the lease would run out (minus the margin) without a successful renew. */
+  deadline: NodeJS.Timeout | null
   restarts: number
   lastHolder: string
 }
@@ -48,7 +50,7 @@ export class Singletons {
 
   start(): void {
     for (const name of singletonDefinitions.keys()) {
-      this.slots.set(name, { token: null, renewedAt: 0, abort: null, stop: null, restartTimer: null, tick: null, restarts: 0, lastHolder: '' })
+      this.slots.set(name, { token: null, renewedAt: 0, abort: null, stop: null, restartTimer: null, tick: null, deadline: null, restarts: 0, lastHolder: '' })
       this.set(name, { state: 'standby', restarts: 0, error: 'not acquired yet' })
       void this.tick(name)
     }
@@ -62,6 +64,20 @@ export class Singletons {
     const slot = this.slots.get(name)!
     if (this.stopping) return
     slot.tick = setTimeout(() => void this.tick(name), ms)
+  }
+
+  /** Gives the lease up on this process's clock, lease - margin after the last successful renew was sent. */
+  private arm(name: string): void {
+    const slot = this.slots.get(name)!
+    if (slot.deadline !== null) clearTimeout(slot.deadline)
+    slot.deadline = null
+    if (this.leases.renewEveryMs === null || slot.token === null) return
+    const token = slot.token
+    const ms = slot.renewedAt + this.leases.leaseMs - leaseMargin(this.leases.leaseMs) - Date.now()
+    slot.deadline = setTimeout(() => {
+      slot.deadline = null
+      if (slot.token === token && !this.stopping) void this.lose(name, `lease not renewed for ${Date.now() - slot.renewedAt} ms (lease ${this.leases.leaseMs} ms): another host may take it`)
+    }, Math.max(0, ms))
   }
 
   private async tick(name: string): Promise<void> {
@@ -78,8 +94,14 @@ export class Singletons {
       }
       const sent = Date.now()
       try {
-        if (await withTimeout(this.leases.renew(name, slot.token), every)) slot.renewedAt = sent
-        else await this.lose(name, 'lease taken by another holder')
+        const token = slot.token
+        const ok = await withTimeout(this.leases.renew(name, token), every)
+        if (slot.token !== token) {
+          // given up meanwhile (the deadline fired): the next tick acquires again
+        } else if (ok) {
+          slot.renewedAt = sent
+          this.arm(name)
+        } else await this.lose(name, 'lease taken by another holder')
       } catch (err) {
         log.warn({ err: { message: (err as Error).message }, fencingToken: slot.token, msLeft: this.leases.leaseMs - (Date.now() - slot.renewedAt) }, 'singleton lease could not be renewed: trying again')
       }
@@ -97,6 +119,7 @@ export class Singletons {
         slot.token = r.token
         slot.renewedAt = sent
         slot.lastHolder = ''
+        this.arm(name)
         log.info({ fencingToken: r.token }, 'singleton lease acquired')
         this.launch(name)
       } else {
@@ -176,6 +199,8 @@ export class Singletons {
     const slot = this.slots.get(name)!
     const token = slot.token
     slot.token = null
+    if (slot.deadline !== null) clearTimeout(slot.deadline)
+    slot.deadline = null
     this.log.warn({ singleton: name, fencingToken: token, why }, 'singleton lease lost: stopping it here')
     await this.halt(name)
     this.set(name, { state: 'standby', restarts: slot.restarts, error: why })
@@ -185,6 +210,7 @@ export class Singletons {
     this.stopping = true
     for (const [name, slot] of this.slots) {
       if (slot.tick !== null) clearTimeout(slot.tick)
+      if (slot.deadline !== null) clearTimeout(slot.deadline)
       const token = slot.token
       await this.halt(name)
       if (token !== null) {

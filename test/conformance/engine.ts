@@ -3,7 +3,7 @@
  * embedded engine's implementation. The interface speaks only of the contract the README
  * documents: a WebSocket URL, publisher processes and their acknowledgements, restarts of the
  * message store and of the push process, tokens. Nothing in it is ZeroMQ-specific, so a second
- * engine (Redis, issue 14) implements the same interface and runs the same suite unchanged.
+ * engine (Redis, issue 14: redisEngine) implements the same interface and runs the same suite.
  */
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -11,6 +11,7 @@ import type { TestContext } from 'node:test'
 import { signPushToken } from '../../server/push/tokens.js'
 import { startProc, type Proc } from '../helpers/proc.js'
 import { startStack, type Stack } from '../helpers/push.js'
+import { startRedis, type RedisServer } from '../helpers/redis.js'
 import { root, until } from '../helpers/server.js'
 
 export interface EngineOptions {
@@ -47,6 +48,8 @@ export interface PublishSpec {
   count: number
   /** Pause between publishes; 0 = as fast as possible. */
   intervalMs?: number
+  /** Message i is published with the idempotency key `<idempotencyKey>-<i>`. */
+  idempotencyKey?: string
 }
 
 export interface MessagingEngine {
@@ -75,11 +78,11 @@ export interface MessagingEngine {
 
 export type EngineFactory = (t: TestContext) => MessagingEngine
 
-const publisherScript = join(root, 'test/fixtures/publisher.mjs')
+export const publisherScript = join(root, 'test/fixtures/publisher.mjs')
 const duplicateScript = join(root, 'test/fixtures/duplicate-publisher.mjs')
 const secret = 'test-secret-test-secret-test-secret!'
 
-function watchPublisher(p: Proc): PublisherRun {
+export function watchPublisher(p: Proc): PublisherRun {
   const acks: Ack[] = []
   const refusals: Refusal[] = []
   const done = (async () => {
@@ -94,8 +97,15 @@ function watchPublisher(p: Proc): PublisherRun {
   return { acks, refusals, done }
 }
 
-/** The embedded engine: `forkyard bridge` (ZeroMQ, history file) and `forkyard push`, as processes. */
-export function zeromqEngine(t: TestContext): MessagingEngine {
+/** How an engine runs its message store under the same bridge and push processes. */
+interface StoreHooks {
+  /** Environment of the bridge process (the store's settings). */
+  bridgeEnv: (options: EngineOptions) => Promise<Record<string, string>>
+  /** kill -9 of the store, started again with or without its history; the bridge is left running when it is not the store. */
+  restart: (stack: Stack, keepHistory: boolean) => Promise<void>
+}
+
+function stackEngine(t: TestContext, name: string, hooks: StoreHooks): MessagingEngine {
   let stack: Stack | null = null
   const need = (): Stack => {
     if (stack === null) throw new Error('engine not started')
@@ -106,7 +116,7 @@ export function zeromqEngine(t: TestContext): MessagingEngine {
     await until('push ready (heartbeat through the bridge)', async () => (await fetch(`http://127.0.0.1:${s.pushPort}/readyz`)).status === 200, 15_000)
   }
   return {
-    name: 'zeromq',
+    name,
     get url() {
       return need().url
     },
@@ -114,13 +124,13 @@ export function zeromqEngine(t: TestContext): MessagingEngine {
       return need().env
     },
     start: async (options = {}) => {
-      const bridge: Record<string, string> = { FORKYARD_BRIDGE_DATA_DIR: 'data' }
+      const bridge = await hooks.bridgeEnv(options)
       if (options.historyCount !== undefined) bridge.FORKYARD_BRIDGE_HISTORY_COUNT = String(options.historyCount)
       stack = await startStack(t, { bridge, push: { FORKYARD_PUSH_HEARTBEAT_STALE: '1500ms' } })
       return { url: stack.url, env: stack.env }
     },
     publisher: (spec) => {
-      const env = { ...need().env, NAME: spec.name ?? 'p', CHANNEL: spec.channel, COUNT: String(spec.count), INTERVAL_MS: String(spec.intervalMs ?? 0), ACKS: '1' }
+      const env = { ...need().env, NAME: spec.name ?? 'p', CHANNEL: spec.channel, COUNT: String(spec.count), INTERVAL_MS: String(spec.intervalMs ?? 0), ACKS: '1', IDEMPOTENCY_KEY: spec.idempotencyKey ?? '' }
       return watchPublisher(startProc(t, [], env, { script: publisherScript }))
     },
     publishDuplicate: async (channel, name, between) => {
@@ -136,10 +146,7 @@ export function zeromqEngine(t: TestContext): MessagingEngine {
       return [a, b]
     },
     restartStore: async ({ keepHistory }) => {
-      const s = need()
-      await s.bridge.stop('SIGKILL')
-      if (!keepHistory) rmSync(join(s.dir, 'data'), { recursive: true, force: true })
-      await s.startBridge()
+      await hooks.restart(need(), keepHistory)
       await ready()
     },
     restartPush: async () => {
@@ -156,4 +163,36 @@ export function zeromqEngine(t: TestContext): MessagingEngine {
       stack = null
     },
   }
+}
+
+/** The embedded engine: `forkyard bridge` (ZeroMQ, history file) and `forkyard push`, as processes. */
+export function zeromqEngine(t: TestContext): MessagingEngine {
+  return stackEngine(t, 'zeromq', {
+    bridgeEnv: () => Promise.resolve({ FORKYARD_BRIDGE_DATA_DIR: 'data' }),
+    restart: async (s, keepHistory) => {
+      await s.bridge.stop('SIGKILL')
+      if (!keepHistory) rmSync(join(s.dir, 'data'), { recursive: true, force: true })
+      await s.startBridge()
+    },
+  })
+}
+
+/**
+ * The Redis engine: a real redis-server (appendonly yes, appendfsync always), `forkyard bridge`
+ * with FORKYARD_ENGINE=redis://… and `forkyard push`. The message store is redis-server itself:
+ * killed -9 and started again with its append-only file (history kept) or without it (lost).
+ */
+export function redisEngine(t: TestContext): MessagingEngine {
+  let redis: RedisServer | null = null
+  return stackEngine(t, 'redis', {
+    bridgeEnv: async () => {
+      redis = await startRedis(t, { aof: true })
+      return { FORKYARD_ENGINE: redis.url }
+    },
+    restart: async (_s, keepHistory) => {
+      if (redis === null) throw new Error('engine not started')
+      await redis.kill()
+      await redis.start({ aof: keepHistory })
+    },
+  })
 }

@@ -104,6 +104,28 @@ export function conformanceSuite(name: string, make: EngineFactory): void {
     assert.equal(messagesOf(r, 'conf-dup').filter((m) => (m.data as { from: string }).from === 'dup').length, 1, 'delivered once')
   })
 
+  test(`${name}: the same idempotency key from two publishers is stored once, both acknowledged with the first offset`, async (t) => {
+    const e = await started(t, make)
+    const { r } = await subscribeRaw(t, e.url, { channel: 'conf-idem' })
+    const count = 10
+    const a = e.publisher({ channel: 'conf-idem', name: 'a', count, idempotencyKey: 'order' })
+    const b = e.publisher({ channel: 'conf-idem', name: 'b', count, idempotencyKey: 'order' })
+    await published(a, count)
+    await published(b, count)
+    for (const i of range(0, count - 1)) {
+      const offsets = [a, b].map((run) => run.acks.find((x) => x.i === i)?.offset)
+      assert.equal(offsets[0], offsets[1], `key order-${i}: both publishers acknowledged with the same offset`)
+    }
+    assert.deepEqual([...new Set(a.acks.map((x) => x.offset))].sort((x, y) => x - y), range(1, count), 'each key stored once')
+    await until('all delivered', () => offsetsOf(r, 'conf-idem').length >= count, 10_000)
+    await sleep(200)
+    assert.deepEqual(offsetsOf(r, 'conf-idem'), range(1, count), 'delivered once each')
+    for (const m of messagesOf(r, 'conf-idem')) {
+      const i = (m.data as { i: number }).i
+      assert.equal(m.offset, a.acks.find((x) => x.i === i)?.offset, 'the offset carries the message with that key')
+    }
+  })
+
   test(`${name}: a duplicate sent after the message store restarted with its history is still recognised`, async (t) => {
     const e = await started(t, make)
     const { r } = await subscribeRaw(t, e.url, { channel: 'conf-dup2' })

@@ -37,7 +37,7 @@ async function killAll(s: Started): Promise<number[]> {
 }
 
 interface Ready {
-  components: { jobs: { ok: boolean; singletons: { name: string; state: string; holder?: string; fencingToken?: number }[]; engine?: { ok: boolean } } }
+  components: { jobs: { ok: boolean; singletons: { name: string; state: string; holder?: string; fencingToken?: number }[]; engine?: { ok: boolean }; error?: string } }
 }
 
 async function readyz(s: Started): Promise<Ready> {
@@ -145,4 +145,47 @@ test('redis-server killed -9 and restarted (AOF): tasks and the singleton carry 
   const next = await post(s.port, '/enqueue?ms=0')
   assert.equal(next.status, 202)
   await until('new task done', () => lines(join(dir, 'done.txt')).some((l) => l.startsWith(next.body.id)), 15_000)
+})
+
+test('a Redis engine down at start: the jobs process waits for it (no crash loop) and readyz says why; then it works', async (t) => {
+  const r = await startRedis(t)
+  await r.kill()
+  const dir = tempDir()
+  const s = await startServer(t, { app, cwd: dir, env: { ...envFor(dir), FORKYARD_ENGINE: r.url, ...LEASES } })
+  const jobs = await until('readyz says the engine is down', async () => {
+    const j = (await readyz(s)).components.jobs
+    return j.engine?.ok === false ? j : undefined
+  }, 10_000)
+  assert.equal(jobs.ok, false)
+  assert.match(jobs.error ?? '', /Redis engine .* not reachable/)
+  const pid = (await s.status()).jobsPid
+  await sleep(3000)
+  assert.equal((await s.status()).jobsPid, pid, 'the same jobs process: no crash loop')
+  await r.start()
+  await until('ready once Redis is up', async () => (await readyz(s)).components.jobs.ok, 15_000)
+  await until('ticking', () => lines(join(dir, 'ticks.txt')).length >= 2, 10_000)
+  const task = await post(s.port, '/enqueue?ms=0')
+  assert.equal(task.status, 202)
+  await until('task done', () => lines(join(dir, 'done.txt')).some((l) => l.startsWith(task.body.id)), 15_000)
+})
+
+test('redis: a graceful stop lets a running task finish (FORKYARD_GRACEFUL_TIMEOUT); it is not run again', async (t) => {
+  const engine = await redisEnv(t)
+  const dir = tempDir()
+  const s = await startServer(t, { app, cwd: dir, env: { ...envFor(dir), ...engine, FORKYARD_GRACEFUL_TIMEOUT: '10s' } })
+  const task = await post(s.port, '/enqueue?ms=2000')
+  await until('running', async () => (await record(s, task.body.id))?.state === 'running', 10_000)
+  s.child.kill('SIGTERM')
+  await s.exited
+  assert.equal(lines(join(dir, 'done.txt')).filter((l) => l.startsWith(task.body.id)).length, 1, 'finished before the exit')
+  // Another host started now finds it done: nothing to run again.
+  const dir2 = tempDir()
+  const b = await startServer(t, { app, cwd: dir2, env: { ...envFor(dir2), ...engine } })
+  const rec = await until('done', async () => {
+    const x = await record(b, task.body.id)
+    return x?.state === 'done' ? x : undefined
+  }, 5000)
+  assert.equal(rec.attempts, 1)
+  await sleep(1000)
+  assert.equal(lines(join(dir2, 'done.txt')).length, 0)
 })

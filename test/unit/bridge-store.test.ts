@@ -3,6 +3,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { dedupeIdentity } from '../../server/bridge/message-store.js'
 import { HistoryStore } from '../../server/bridge/store.js'
 
 const limits = { count: 100, ageMs: 3_600_000 }
@@ -81,5 +82,21 @@ test('a damaged line in the middle of the file starts a new epoch: a resume acro
   assert.notEqual(r.history.epoch, first.history.epoch)
   const resume = r.history.range('c', 1, first.history.epoch, 0)
   assert.equal(resume.complete, false, 'the old epoch cannot be resumed: the subscriber is told (recovered: false)')
+  b.close()
+})
+
+test('an idempotency key is persisted like any dedupe entry: a resend from another publisher after a restart is a duplicate', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fy-store-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const a = new HistoryStore(dir)
+  const first = a.open(limits, 1000)
+  const id = dedupeIdentity({ pub: 'host-a:1:aa', seq: 1, idemKey: 'order-7' })
+  const r = first.history.accept(id.pub, id.seq, 'news', '1', 1000)
+  a.append('news', r.stored!)
+  a.close()
+  const b = new HistoryStore(dir)
+  const second = b.open(limits, 2000)
+  const again = dedupeIdentity({ pub: 'host-b:9:bb', seq: 42, idemKey: 'order-7' })
+  assert.deepEqual(second.history.accept(again.pub, again.seq, 'news', '1', 2000).duplicate, true)
   b.close()
 })

@@ -35,3 +35,19 @@ test('bad channel names and data that is not JSON are refused before queueing', 
   assert.equal(p.waiting, 0)
   await p.close()
 })
+
+test('an idempotency key outside the rule is refused before queueing, saying what was expected', async () => {
+  const p = new Publisher({ dir: mkdtempSync(join(tmpdir(), 'fy-pub-')), queue: 10, resendMs: 60_000 })
+  for (const bad of ['', 'has space', 'x'.repeat(129), 'new\nline']) {
+    await assert.rejects(p.publish('ok', 1, { idempotencyKey: bad }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'FORKYARD_ERR_PUBLISH_INVALID')
+      assert.match(err.message, /Expected an idempotency key of 1-128 characters/)
+      return true
+    })
+  }
+  assert.equal(p.waiting, 0)
+  const ok = p.publish('ok', 1, { idempotencyKey: 'order-7:a.b_c' })
+  ok.catch(() => undefined)
+  assert.equal(p.waiting, 1, 'a valid key is queued')
+  await p.close()
+})
