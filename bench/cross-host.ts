@@ -65,8 +65,8 @@ const values = (engine: string): Record<string, string> => ({
   FORKYARD_LOG_LEVEL: 'warn',
 })
 
+/** One load on stacks already up: clients opened, warm-up, the measured window, clients closed. */
 async function measure(net: Net, agent: Agent, hosts: HostStack[], engine: Measured['engine'], rate: number, round: number): Promise<Measured> {
-  await Promise.all(hosts.map((h) => h.up()))
   try {
     // Clients spread evenly over the hosts, straight to each host's nginx.
     for (const [i, h] of hosts.entries()) {
@@ -108,6 +108,17 @@ async function measure(net: Net, agent: Agent, hosts: HostStack[], engine: Measu
     return m
   } finally {
     await agent.call({ cmd: 'close' })
+  }
+}
+
+/** Both loads on one configuration, brought up once for them. */
+async function measureAll(net: Net, agent: Agent, hosts: HostStack[], engine: Measured['engine'], round: number): Promise<Measured[]> {
+  await Promise.all(hosts.map((h) => h.up()))
+  try {
+    const out: Measured[] = []
+    for (const rate of settings.rates) out.push(await measure(net, agent, hosts, engine, rate, round))
+    return out
+  } finally {
     for (const h of hosts) h.cli('down')
   }
 }
@@ -132,9 +143,7 @@ async function main(): Promise<void> {
     for (let round = 1; round <= settings.rounds; round++) {
       // Alternating which goes first, so a drift of the machine's speed hits both alike.
       const order = round % 2 === 1 ? (['embedded', 'redis'] as const) : (['redis', 'embedded'] as const)
-      for (const rate of settings.rates) {
-        for (const engine of order) runs.push(await measure(net, agent, engine === 'redis' ? redisHosts : embeddedHost, engine, rate, round))
-      }
+      for (const engine of order) runs.push(...(await measureAll(net, agent, engine === 'redis' ? redisHosts : embeddedHost, engine, round)))
     }
     const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : Math.round((100 * a) / b) / 100)
     const summary: Record<string, Record<string, { deliveredPerSec: number | null; p50: number | null; p99: number | null; missing: number }>> = {}
