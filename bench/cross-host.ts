@@ -125,7 +125,10 @@ async function measureAll(net: Net, agent: Agent, hosts: HostStack[], engine: Me
 
 function median(xs: number[]): number | null {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  return s.length === 0 ? null : s[Math.floor((s.length - 1) / 2)]!
+  if (s.length === 0) return null
+  // Even count: the mean of the two middle values (with 2 rounds, not the lower one).
+  const mid = s.length / 2
+  return s.length % 2 === 1 ? s[Math.floor(mid)]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
 async function main(): Promise<void> {
