@@ -300,7 +300,7 @@ export function hostStack(net: Net, base: string, i: number, values: Record<stri
 }
 
 /** The load balancer of the README: nginx in the lb namespace, the hosts as upstream. Started here, stopped by PID. */
-export async function startBalancer(net: Net, hosts: number[], options: { port?: number; readTimeout?: string } = {}): Promise<{ url: string; wsUrl: string; conf: string }> {
+export async function startBalancer(net: Net, hosts: number[], options: { port?: number; readTimeout?: string } = {}): Promise<{ url: string; wsUrl: string; conf: string; errorLog: string }> {
   const dir = tempDir('fy-lb-')
   const port = options.port ?? 8080
   const template = readFileSync(join(root, 'test/fixtures/multi-host-lb.conf'), 'utf8')
@@ -335,12 +335,14 @@ export async function startBalancer(net: Net, hosts: number[], options: { port?:
       return child.exitCode !== null ? Promise.reject(new Error(`load balancer nginx exited: ${err}`)) : false
     }
   }, 10_000, 50)
-  return { url: `http://${LB_ADDR}:${port}`, wsUrl: `ws://${LB_ADDR}:${port}/ws`, conf }
+  return { url: `http://${LB_ADDR}:${port}`, wsUrl: `ws://${LB_ADDR}:${port}/ws`, conf, errorLog: join(dir, 'error.log') }
 }
 
 export interface ClientReport {
   /** The client's connection: connecting, open, closed (between attempts), stopped. */
   state: string
+  /** Close codes and reasons seen, with counts ("1006": the connection failed or dropped). */
+  closes: Record<string, number>
   /** Messages the server sent again on the wire (resume overlap), dropped by the client: with open({wire: true}). */
   wireRepeats: number
   upstreams: string[]

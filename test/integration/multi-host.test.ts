@@ -26,7 +26,7 @@ interface World {
   redis: RedisServer
   hosts: HostStack[]
   agent: Agent
-  lb: { url: string; wsUrl: string }
+  lb: { url: string; wsUrl: string; errorLog: string }
   shared: string
   acked: { offset: number; epoch: string }[]
   summary: string[]
@@ -89,7 +89,7 @@ async function caughtUp(w: World, label: string, opts: { resets: boolean }): Pro
   } catch (err) {
     const behind = reps.filter((r) => r.last?.epoch !== last.epoch || r.last.offset < last.offset)
     const where = (rs: ClientReport[]): string => JSON.stringify({ ...upstreamCounts(rs, w), ...Object.fromEntries([...new Set(rs.map((r) => r.state))].map((s) => [s, rs.filter((r) => r.state === s).length])) })
-    process.stdout.write(`# ${label}: ${behind.length} clients behind (${where(behind)}), ${reps.length - behind.length} caught up (${where(reps.filter((r) => !behind.includes(r)))}), e.g. ${JSON.stringify(behind.slice(0, 3).map((r) => ({ state: r.state, last: r.last, upstreams: r.upstreams, gaps: r.gaps.slice(-2) })))}\n${w.hosts.map((h) => logTail(h)).join('\n')}\n`)
+    process.stdout.write(`# ${label}: ${behind.length} clients behind (${where(behind)}), ${reps.length - behind.length} caught up (${where(reps.filter((r) => !behind.includes(r)))}), e.g. ${JSON.stringify(behind.slice(0, 3).map((r) => ({ state: r.state, closes: r.closes, last: r.last, upstreams: r.upstreams, gaps: r.gaps.slice(-2) })))}\nload balancer: ${lines(w.lb.errorLog).slice(-8).join('\n')}\n${w.hosts.map((h) => logTail(h)).join('\n')}\n`)
     throw err
   }
   const c = checkDelivery(reps, w.acked)
