@@ -308,6 +308,7 @@ export async function startBalancer(net: Net, hosts: number[], options: { port?:
     .replaceAll('${LB_DIR}', dir)
     .replaceAll('${LISTEN}', `${LB_ADDR}:${port}`)
     .replaceAll('${UPSTREAMS}', hosts.map((i) => `server ${net.hostAddr(i)}:8080 max_fails=1 fail_timeout=2s;`).join('\n        '))
+    .replaceAll('${WS_UPSTREAMS}', hosts.map((i) => `server ${net.hostAddr(i)}:8080 max_fails=0;`).join('\n        '))
     .replaceAll('${READ_TIMEOUT}', options.readTimeout ?? '3s')
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, 'temp', d), { recursive: true })
   const file = join(dir, 'nginx.conf')
