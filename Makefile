@@ -22,7 +22,7 @@ CONNECTIONS ?= 64
 UNIT_TESTS        := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-http bench-push serve dev clean up down logs reload status restart scale startup
+.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-http bench-push bench-cross-host serve dev clean up down logs reload status restart scale startup
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ bench-http: build ## HTTP through nginx: bare node:cluster, forkyard serve, the 
 bench-push: build ## push through nginx: forkyard vs one ws process (fan-out, /healthz), then memory per idle connection
 	$(NODE) --import tsx bench/push.ts --clients 1000 --messages 100 --rate 10 --max-messages 300 --rounds 3
 	$(NODE) --import tsx bench/push-memory.ts
+
+bench-cross-host: build ## push fan-out across 3 hosts on one Redis (network namespaces, root) against 1 host embedded
+	$(NODE) --import tsx bench/cross-host.ts --clients 300 --rates 100,1000 --seconds 10 --rounds 2
 
 serve: build ## run the prefork server in the foreground on $(APP)
 	$(NODE) dist/bin/forkyard.js serve $(APP)

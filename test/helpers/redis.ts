@@ -61,6 +61,14 @@ export async function startRedis(t: TestContext, options: RedisOptions = {}): Pr
     const c = spawn(cmd, [...wrap.slice(1), ...(wrap.length > 0 ? [server] : []), ...args], { stdio: 'ignore' })
     child = c
     exited = new Promise((resolve) => c.once('exit', () => resolve()))
+    if (wrap.length > 0) {
+      // Inside a namespace the test process cannot reach: ask redis-cli there.
+      await until(`redis-server answers on ${host}:${port} in ${wrap.join(' ')}`, () => {
+        const r = spawnSync(wrap[0]!, [...wrap.slice(1), 'redis-cli', '-h', host, '-p', String(port), 'ping'], { encoding: 'utf8', timeout: 2000 })
+        return r.stdout?.trim() === 'PONG'
+      }, 10_000, 100)
+      return
+    }
     const probe = new Redis({ host, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 })
     probe.on('error', () => undefined)
     try {
