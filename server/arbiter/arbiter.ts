@@ -22,6 +22,7 @@ import { prepareBinds } from './binds.js'
 import { publishSockets } from './handover.js'
 import { listenControl, type ArbiterStatus, type ControlCommand } from './control.js'
 import { backoffMs } from './exits.js'
+import { RestartLedger } from './restarts.js'
 import { cpuCount } from '../config/cpus.js'
 import { loadConfig, type ConfigOverrides } from '../config/load.js'
 import { loadStackConfig } from '../config/stack.js'
@@ -93,6 +94,8 @@ export class Arbiter {
   /** When the version in force changed (readiness gives the processes a moment to follow). */
   private configSince = Date.now()
   private readonly health: Health
+  /** Worker restarts by cause and slot (restarts.ts). */
+  private readonly restarts = new RestartLedger()
 
   constructor(options: ArbiterOptions) {
     this.proxied = options.proxied ?? false
@@ -242,7 +245,7 @@ export class Arbiter {
 
   status(): ArbiterStatus {
     const now = Date.now()
-    const workers = [...this.workers.values()].map((t) => t.status(now))
+    const workers = [...this.workers.values()].map((t) => t.status(now, this.restarts.slot(t.slot)))
     return {
       pid: process.pid,
       generation: this.generation,
@@ -253,6 +256,8 @@ export class Arbiter {
       configVersion: this.configVersion,
       jobsPid: this.jobs.pid,
       workers,
+      restarts: this.restarts.totals(),
+      jobs: this.jobs.summary(),
     }
   }
 
@@ -335,7 +340,7 @@ export class Arbiter {
   private async replace(old: WorkerHandle, generation: number, reason: string): Promise<BootResult> {
     this.surge++
     try {
-      const fresh = this.spawn(generation, reason)
+      const fresh = this.spawn(generation, reason, old.slot)
       const result = await fresh.booted
       if (result.ok && this.workers.has(old.id)) old.drain(reason, false)
       return result
@@ -370,8 +375,10 @@ export class Arbiter {
     void this.processRecycles()
   }
 
-  private spawn(generation: number, reason: string): WorkerHandle {
+  private spawn(generation: number, reason: string, slot?: number): WorkerHandle {
+    const held = [...this.workers.values()].filter((w) => w.state !== 'draining').map((w) => w.slot)
     const t = WorkerHandle.fork({ ...this.launch(), generation }, this.output, this.log)
+    t.slot = slot ?? RestartLedger.freeSlot(held)
     this.workers.set(t.id, t)
     t.cw.on('message', (m: unknown) => {
       if (isWorkerMessage(m)) this.onMessage(t, m)
@@ -404,6 +411,7 @@ export class Arbiter {
         break
       case 'recycle':
         this.log.info({ worker: t.id, workerPid: t.pid, reason: m.reason, value: m.value, limit: m.limit }, 'worker asks to be recycled')
+        t.recycleReason = m.reason
         this.queueRecycle(t.id)
         break
     }
@@ -414,6 +422,7 @@ export class Arbiter {
     const now = Date.now()
     if (this.stopping && code !== 0) this.cleanExits = false
     t.exited(code, signal, t.expectedExit || t.killed !== null || this.stopping, this.config.bootTimeoutMs)
+    this.restarts.exited(t, code, signal, this.stopping || this.starting, now)
     this.onChildGone()
     if (this.stopping || this.starting) return
     if (!t.expectedExit) {

@@ -6,6 +6,15 @@ import { chmodSync, unlinkSync } from 'node:fs'
 import { createConnection, createServer, type Server } from 'node:net'
 import { ForkyardError, codes } from '../errors.js'
 import type { WorkerStatus } from './worker-handle.js'
+import type { LastExit, RestartCause } from './exits.js'
+
+/** The jobs process in ArbiterStatus: pid null while it is being restarted. */
+export interface JobsStatus {
+  pid: number | null
+  restarts: number
+  restartsByCause: Record<RestartCause, number>
+  lastExit: LastExit | null
+}
 
 export type ControlCommand = 'status' | 'reload' | 'ttin' | 'ttou' | 'stop'
 
@@ -21,6 +30,10 @@ export interface ArbiterStatus {
   /** The jobs process (tasks and singletons), null when not running. */
   jobsPid: number | null
   workers: WorkerStatus[]
+  /** Worker restarts by cause, every cause present (the jobs process's are in `jobs`). */
+  restarts: Record<RestartCause, number>
+  /** The jobs process, null when FORKYARD_JOBS is off. */
+  jobs: JobsStatus | null
 }
 const commands: readonly string[] = ['status', 'reload', 'ttin', 'ttou', 'stop']
 

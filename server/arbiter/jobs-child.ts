@@ -9,7 +9,8 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { LineOutput } from '../log/rotating-file.js'
-import { backoffMs, classifyExit } from './exits.js'
+import { backoffMs, classifyExit, zeroCounts, type LastExit } from './exits.js'
+import type { JobsStatus } from './control.js'
 import { launchEnv, type ArbiterMessage, type ChildLaunch, type JobsMessage, type JobsReport } from './ipc.js'
 import { relayChild } from './relay-child.js'
 
@@ -42,6 +43,9 @@ export class JobsChild {
   /** Quick deaths in a row, for the backoff. */
   private streak = 0
   private stopping = false
+  private started = false
+  private readonly restarts = zeroCounts()
+  private lastExit: LastExit | null = null
 
   constructor(private readonly options: JobsChildOptions) {}
 
@@ -58,10 +62,17 @@ export class JobsChild {
     return this.current === null ? null : { pid: this.current.child.pid ?? 0, report: this.current.report, reportedAt: this.current.reportedAt }
   }
 
+  /** For ArbiterStatus: its pid, restarts (reload, crash) and last exit; null when never started. */
+  summary(): JobsStatus | null {
+    if (!this.started) return null
+    return { pid: this.pid, restarts: Object.values(this.restarts).reduce((a, b) => a + b, 0), restartsByCause: { ...this.restarts }, lastExit: this.lastExit }
+  }
+
   start(): void {
     if (this.stopping || this.current !== null) return
     const launch = this.options.launch()
     if (!launch.config.jobs) return
+    this.started = true
     const { log } = this.options
     const child = fork(jobsMain, [], {
       env: { ...this.options.env, ...launchEnv(launch) },
@@ -89,6 +100,9 @@ export class JobsChild {
       log[level]({ jobsPid: pid, code, signal }, msg.replace('worker', 'jobs process'))
       this.options.onExit()
       if (this.stopping || entry.stop) return
+      const cause = entry.restart ? 'reload' : 'crash'
+      this.restarts[cause]++
+      this.lastExit = { cause, code, signal, at: Date.now() }
       if (entry.restart) return this.start()
       const young = Date.now() - entry.startedAt < 10_000
       this.streak = young ? this.streak + 1 : 1

@@ -11,7 +11,8 @@ import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { codes, type SerializedError } from '../errors.js'
 import type { LineOutput } from '../log/rotating-file.js'
-import { classifyExit } from './exits.js'
+import { classifyExit, type LastExit } from './exits.js'
+import type { SlotRestarts } from './restarts.js'
 import { STALL_FD, launchEnv, workerEnv, type ArbiterMessage, type ChildLaunch, type RequestSummary, type StallReport, type WorkerMessage } from './ipc.js'
 import { relayChild } from './relay-child.js'
 
@@ -30,6 +31,11 @@ export interface WorkerStatus {
   lastHeartbeatMsAgo: number
   uptimeMs: number
   configVersion: string
+  /** Its place (1..N): a replacement takes the slot of the worker it replaces. */
+  slot: number
+  /** How many times this slot's worker was replaced (any cause), and the last exit. */
+  restarts: number
+  lastExit: LastExit | null
 }
 
 /** What a new worker is started with: the settings in force, the app, its generation. */
@@ -61,6 +67,12 @@ export class WorkerHandle {
   /** Why the arbiter killed it (boot-timeout, timeout, drain-timeout, stop-timeout), else null. */
   killed: string | null = null
   drainStartedAt = 0
+  /** Its place (1..N), set by the arbiter (restarts.ts). */
+  slot = 0
+  /** Why it was drained (reload, recycle, fewer workers, stop), else null. */
+  drainReason: string | null = null
+  /** Why it asked to be recycled (max-requests, max-rss), else null. */
+  recycleReason: string | null = null
   /** Booting at a lower CPU priority (lowerForBoot), to be given back when ready. */
   lowered = false
   bootError: SerializedError | null = null
@@ -119,7 +131,7 @@ export class WorkerHandle {
     this.booted = new Promise<BootResult>((resolve) => (this.settleBoot = resolve))
   }
 
-  status(now: number): WorkerStatus {
+  status(now: number, restarts: SlotRestarts): WorkerStatus {
     return {
       worker: this.id,
       pid: this.pid,
@@ -131,6 +143,9 @@ export class WorkerHandle {
       lastHeartbeatMsAgo: now - this.lastHb,
       uptimeMs: now - this.startedAt,
       configVersion: this.configVersion,
+      slot: this.slot,
+      restarts: restarts.restarts,
+      lastExit: restarts.lastExit,
     }
   }
 
@@ -171,6 +186,7 @@ export class WorkerHandle {
     if (this.state === 'draining' && !closeIdle) return
     if (this.state !== 'draining') {
       this.state = 'draining'
+      this.drainReason = reason
       this.drainStartedAt = Date.now()
     }
     this.expectedExit = true

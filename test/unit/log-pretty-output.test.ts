@@ -24,3 +24,11 @@ test('pretty: colors only with color', () => {
   assert.ok(colored.includes('\x1b[31mERROR\x1b[0m'), JSON.stringify(colored))
   assert.equal(colored.replaceAll('\x1b[31m', '').replaceAll('\x1b[0m', ''), pretty(line, false))
 })
+
+test('pretty: every process labelled by role: server/jobs, nginx/wrapper; the arbiter is the bare svc', () => {
+  const at = (role: string, svc = 'server'): string => pretty({ time: '2026-01-02T03:04:05.678Z', svc, pid: 7, role, msg: 'm' }, false)
+  assert.match(at('jobs'), / server\/jobs\[7\] +m$/)
+  assert.match(at('wrapper', 'nginx'), / nginx\/wrapper\[7\] +m$/)
+  assert.match(at('arbiter'), / server\[7\] +m$/)
+  assert.ok(!at('jobs').includes('role='), 'role is shown once, in the source')
+})
