@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   log.info({ tasks: [...taskDefinitions.keys()], singletons: [...singletonDefinitions.keys()], tasksDir: config.tasksDir }, 'jobs process ready')
   // Every second, to the arbiter: /readyz shows the singletons and the version this process runs.
   const report = (): void => {
-    const msg: JobsMessage = { t: 'jobs', report: { version: runtimeConfig.version, singletons: Object.fromEntries(singletons.states), tasks: tasksRunner.counts() } }
+    const msg: JobsMessage = { t: 'jobs', report: { version: runtimeConfig.version, singletons: Object.fromEntries(singletons.states), tasks: tasksRunner.counts(), metrics: tasksRunner.metrics() } }
     if (process.connected) process.send?.(msg)
   }
   report()

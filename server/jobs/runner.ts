@@ -3,6 +3,8 @@
  * path with a timeout, retries with exponential backoff, and records and logs every state change
  * (queued, running, done, failed, retried) with the id of the request that enqueued the task.
  */
+import { DurationHistogram } from '../metrics/histogram.js'
+import type { JobsMetrics } from '../arbiter/ipc.js'
 import type { Logger } from 'pino'
 import { publish } from '../publish.js'
 import type { TaskQueue, TaskRecord } from './queue.js'
@@ -14,6 +16,8 @@ export class TaskRunner {
   private stopping = false
   private readonly unknown = new Set<string>()
   private pruneTimer: NodeJS.Timeout | null = null
+  private readonly durations = new Map<string, DurationHistogram>()
+  private readonly outcomes: JobsMetrics['outcomes'] = {}
 
   constructor(
     private readonly queue: TaskQueue,
@@ -103,6 +107,7 @@ export class TaskRunner {
         })
         const result = await Promise.race([Promise.resolve().then(() => def.handler(r.payload, ctx)), timeout])
         this.queue.move(current, 'done', { result: result ?? null })
+        this.count(r.name, 'done', started)
         log.info({ attempt: r.attempts, state: 'done', ms: Date.now() - started }, 'task done')
         // Not awaited: a bridge that is down must not hold the task slot (publish queues, bounded).
         publish(channel, { taskId: r.id, task: r.name, state: 'done', result: result ?? null }, r.reqId !== null ? { reqId: r.reqId } : {}).catch(() => undefined)
@@ -112,9 +117,11 @@ export class TaskRunner {
         if (r.attempts <= def.options.retries) {
           const delay = def.options.backoffMs * 2 ** (r.attempts - 1)
           this.queue.move(current, 'queued', { error: message, notBefore: Date.now() + delay })
+          this.count(r.name, 'retried', started)
           log.warn({ attempt: r.attempts, state: 'queued', retryInMs: delay, error: message }, 'task failed: retrying')
         } else {
           this.queue.move(current, 'failed', { error: message })
+          this.count(r.name, 'failed', started)
           log.error({ attempt: r.attempts, state: 'failed', error: message }, 'task failed: no retries left')
           publish(channel, { taskId: r.id, task: r.name, state: 'failed', error: message }, r.reqId !== null ? { reqId: r.reqId } : {}).catch(() => undefined)
         }
@@ -124,6 +131,22 @@ export class TaskRunner {
       }
     })()
     this.running.set(r.id, { name: r.name, done, abort })
+  }
+
+  /** One attempt of a task ended: its duration and outcome, for GET /metrics (through the jobs report). */
+  private count(name: string, outcome: 'done' | 'failed' | 'retried', started: number): void {
+    let h = this.durations.get(name)
+    if (h === undefined) this.durations.set(name, (h = new DurationHistogram()))
+    h.observe((Date.now() - started) / 1000)
+    const o = (this.outcomes[name] ??= { done: 0, failed: 0, retried: 0 })
+    o[outcome]++
+  }
+
+  /** Task counters since this process started (the jobs report carries them to the arbiter). */
+  metrics(): JobsMetrics {
+    const durations: JobsMetrics['durations'] = {}
+    for (const [name, h] of this.durations) durations[name] = h.snapshot()
+    return { durations, outcomes: structuredClone(this.outcomes) }
   }
 
   /** Stops claiming; waits for running tasks until the deadline; what is still running then stays in running/ and runs again on the next start. */
