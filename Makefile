@@ -101,7 +101,7 @@ scale: $(BUILT) ## run N workers from now on: make scale N=4 (FORKYARD_WORKERS i
 startup: $(BUILT) ## start the native stack at boot: a systemd unit for this directory (as root: installed and enabled)
 	$(FORKYARD) startup
 
-status: $(BUILT) ## every process and every worker
+status: $(BUILT) ## every process: pid, state, CPU, memory, restarts, last exit
 	$(FORKYARD) ps
 
 clean: ## remove build output (node_modules stays)

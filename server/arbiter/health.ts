@@ -30,7 +30,7 @@ export interface HealthDeps {
   version: () => { version: string; since: number }
 }
 
-function httpJson(options: { host?: string; port?: number; socketPath?: string; path: string; method?: string; body?: string; headers?: Record<string, string> }, timeoutMs: number): Promise<{ status: number; text: string }> {
+export function httpJson(options: { host?: string; port?: number; socketPath?: string; path: string; method?: string; body?: string; headers?: Record<string, string> }, timeoutMs: number): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ ...options, method: options.method ?? 'GET', agent: false }, (res) => {
       let text = ''

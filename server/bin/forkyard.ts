@@ -31,6 +31,7 @@ import { systemdUnit, unitName } from '../stack/systemd.js'
 import { loadStackConfig } from '../config/stack.js'
 import { parseLevel, showLogs } from '../stack/logs.js'
 import { dockerStack } from '../stack/docker.js'
+import { arbiterSummary, collectServer, collectStack, formatTable } from '../stack/status.js'
 
 /** The kit's own directory (where nginx/, supervisor/, client/ and dist/ are). */
 const home = process.env.FORKYARD_HOME ?? fileURLToPath(new URL('../..', import.meta.url))
@@ -50,7 +51,8 @@ Commands:
   serve [app-module]   start the arbiter and workers serving the module's default export
                        (default: FORKYARD_APP)
                        (--reload: development, workers reload on source changes, pretty logs)
-  status [--json]      list the workers of the running server
+  status [--json]      the running server's processes: arbiter, workers, jobs (--json: the
+                       arbiter's status document, restart counters included)
   reload               rolling reload (same as kill -HUP <arbiter pid>)
   stop                 graceful stop (same as kill -TERM <arbiter pid>)
   scale N              run N workers from now on (TTIN/TTOU until there; until the next start:
@@ -62,7 +64,8 @@ Commands:
                        directory's .env (created on first run); wait until ready
   check                validate every setting (.env and the environment) as up does, then exit
   down                 stop the whole stack gracefully
-  ps                   every supervised process, then every worker
+  ps [--json]          every process of the stack in one table (pid, state, uptime, CPU%, CPU
+                       time, memory, restarts, last exit); --json: { processes: [...] }
   startup [--print]    start the native stack at boot: writes a systemd unit for this project
                        (as root: installs and enables it; --print: only prints it)
   restart PROGRAM...   restart supervised programs (bridge, push, server, nginx, or all) and
@@ -135,16 +138,6 @@ async function control(cmd: ControlCommand): Promise<unknown> {
   return controlRequest(join(config.runDir, 'arbiter.sock'), cmd, cmd === 'reload' ? 10 * 60_000 : 10_000)
 }
 
-function printStatus(s: ArbiterStatus): void {
-  const rows = [['WORKER', 'PID', 'GEN', 'STATE', 'SERVED', 'INFLIGHT', 'RSS', 'HEARTBEAT', 'UPTIME']]
-  for (const w of s.workers) {
-    rows.push([String(w.worker), String(w.pid), String(w.generation), w.state, String(w.served), String(w.inflight), `${(w.rssBytes / 1048576).toFixed(1)}M`, `${(w.lastHeartbeatMsAgo / 1000).toFixed(1)}s ago`, `${Math.round(w.uptimeMs / 1000)}s`])
-  }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  process.stdout.write(`arbiter pid ${s.pid}, generation ${s.generation}, ${s.readyWorkers}/${s.expectedWorkers} workers ready${s.reloading ? ', reloading' : ''}, bind ${s.bind.join(' ')}, config ${s.configVersion}, jobs pid ${s.jobsPid ?? 'none'}\n`)
-  for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n')
-}
-
 async function main(): Promise<void> {
   if (values.help === true || positionals.length === 0) {
     process.stdout.write(usage)
@@ -175,7 +168,7 @@ async function main(): Promise<void> {
     case 'status': {
       const s = (await control('status')) as ArbiterStatus
       if (values.json === true) process.stdout.write(JSON.stringify(s, null, 2) + '\n')
-      else printStatus(s)
+      else process.stdout.write(formatTable(await collectServer(s)) + arbiterSummary(s))
       return
     }
     case 'reload': {
@@ -298,7 +291,7 @@ function startup(st: StackPaths, printOnly: boolean): void {
 /** up, down, ps, logs, check: `file` is the project's .env, `base` the operator's environment. */
 async function stack(command: string, file: Record<string, string>, base: NodeJS.ProcessEnv, rest: string[]): Promise<void> {
   const seen: NodeJS.ProcessEnv = { ...file, ...base }
-  if (['up', 'down', 'ps', 'restart'].includes(command) && (await dockerStack(command, home, seen, values['env-file'], rest))) return
+  if (['up', 'down', 'ps', 'restart'].includes(command) && (await dockerStack(command, home, seen, values['env-file'], command === 'ps' && values.json === true ? ['--json'] : rest))) return
   switch (command) {
     case 'check': {
       stackEnv(home, dir, base, file)
@@ -331,16 +324,16 @@ async function stack(command: string, file: Record<string, string>, base: NodeJS
     }
     case 'ps': {
       const st = stackPaths(home, dir, base, file)
-      if (supervisordPid(st.runDir) === null) {
+      const pid = supervisordPid(st.runDir)
+      if (pid === null) {
         say('the stack is not running (make up)')
         process.exit(exitCodes.notRunning)
       }
-      process.stdout.write(supervisorctl(st, ['status']).out)
-      try {
-        printStatus((await controlRequest(join(st.runDir, 'arbiter.sock'), 'status')) as ArbiterStatus)
-      } catch (err) {
-        process.stdout.write(`server: ${(err as Error).message}\n`)
-      }
+      const c = await collectStack(st, pid)
+      if (values.json === true) {
+        process.stdout.write(JSON.stringify(c.status, null, 2) + '\n')
+        for (const p of c.problems) process.stderr.write(`forkyard: ${p}\n`)
+      } else process.stdout.write(formatTable(c.status) + (c.arbiter === null ? '' : arbiterSummary(c.arbiter)) + c.problems.map((p) => `${p}\n`).join(''))
       return
     }
     case 'logs': {

@@ -301,9 +301,10 @@ export async function dockerStack(command: string, home: string, env: NodeJS.Pro
     case 'ps': {
       const id = containerId(p, true)
       if (id === null) return false
-      composeRun(p, ['ps'], true, 60_000)
-      run(execArgs(p, id, ['supervisorctl', '-c', '/app/supervisor/supervisord.conf', 'status']), p.env, true, 30_000)
-      run(execArgs(p, id, ['node', '/app/dist/bin/forkyard.js', 'status']), p.env, true, 30_000)
+      // The same table as natively, from inside the container (its supervisord, its /proc).
+      if (!args.includes('--json')) composeRun(p, ['ps'], true, 60_000)
+      const r = run(execArgs(p, id, ['env', 'FORKYARD_DOCKER=0', 'node', '/app/dist/bin/forkyard.js', 'ps', ...args.filter((a) => a === '--json')]), p.env, true, 30_000)
+      if (r.status !== 0) process.exit(r.status ?? exitCodes.failure)
       return true
     }
     case 'restart': {

@@ -387,7 +387,7 @@ test('make up on a fresh clone: .env created, the container healthy and hardened
   await step('make status and make reload reach the container', () => {
     const ps = make('status')
     assert.equal(ps.status, 0, ps.out)
-    for (const name of ['bridge', 'nginx', 'push', 'server']) assert.match(ps.out, new RegExp(`${name}\\s+RUNNING`), ps.out)
+    for (const name of ['bridge', 'nginx', 'push', 'server']) assert.match(ps.out, new RegExp(`^${name}\\s+\\d+\\s+running`, 'm'), ps.out)
     assert.match(ps.out, /(\d+)\/\1 workers ready/, ps.out)
     const reload = make('reload', 5 * 60_000)
     assert.equal(reload.status, 0, reload.out)
