@@ -31,7 +31,7 @@ import { systemdUnit, unitName } from '../stack/systemd.js'
 import { loadStackConfig } from '../config/stack.js'
 import { parseLevel, showLogs } from '../stack/logs.js'
 import { dockerStack } from '../stack/docker.js'
-import { arbiterSummary, collectServer, collectStack, formatTable } from '../stack/status.js'
+import { arbiterSummary, collectStack, formatTable, formatWorkers } from '../stack/status.js'
 
 /** The kit's own directory (where nginx/, supervisor/, client/ and dist/ are). */
 const home = process.env.FORKYARD_HOME ?? fileURLToPath(new URL('../..', import.meta.url))
@@ -51,8 +51,8 @@ Commands:
   serve [app-module]   start the arbiter and workers serving the module's default export
                        (default: FORKYARD_APP)
                        (--reload: development, workers reload on source changes, pretty logs)
-  status [--json]      the running server's processes: arbiter, workers, jobs (--json: the
-                       arbiter's status document, restart counters included)
+  status [--json]      the running server's workers (requests, heartbeat, restarts, last exit)
+                       and jobs process; --json: the arbiter's document, restart counters included
   reload               rolling reload (same as kill -HUP <arbiter pid>)
   stop                 graceful stop (same as kill -TERM <arbiter pid>)
   scale N              run N workers from now on (TTIN/TTOU until there; until the next start:
@@ -168,7 +168,7 @@ async function main(): Promise<void> {
     case 'status': {
       const s = (await control('status')) as ArbiterStatus
       if (values.json === true) process.stdout.write(JSON.stringify(s, null, 2) + '\n')
-      else process.stdout.write(formatTable(await collectServer(s)) + arbiterSummary(s))
+      else process.stdout.write(formatWorkers(s))
       return
     }
     case 'reload': {

@@ -204,11 +204,6 @@ export async function collectStack(paths: { runDir: string; logDir: string }, su
   return { status: { processes: await measure(rows, sampleMs) }, arbiter, problems }
 }
 
-/** The arbiter, its workers and jobs process only (`forkyard status`, a server run without the stack). */
-export async function collectServer(arbiter: ArbiterStatus, sampleMs = 250): Promise<StackStatus> {
-  return { processes: await measure([{ name: 'server', role: 'arbiter', pid: arbiter.pid, state: arbiter.reloading ? 'reloading' : 'running', restarts: null, lastExit: null }, ...arbiterRows(arbiter)], sampleMs) }
-}
-
 /** 45s, 12m, 3h, 2d: how long ago or how long for. */
 export function shortDuration(ms: number): string {
   const s = Math.floor(ms / 1000)
@@ -252,4 +247,21 @@ export function formatTable(status: StackStatus, now = Date.now()): string {
 export function arbiterSummary(s: ArbiterStatus): string {
   const restarts = s.restarts === undefined ? '' : `; worker restarts: ${Object.entries(s.restarts).map(([k, v]) => `${k} ${v}`).join(', ')}`
   return `server: pid ${s.pid}, generation ${s.generation}, ${s.readyWorkers}/${s.expectedWorkers} workers ready${s.reloading ? ', reloading' : ''}, bind ${s.bind.join(' ')}, config ${s.configVersion}${restarts}\n`
+}
+
+/**
+ * `forkyard status`: the arbiter's own view, one row a worker with what only it knows (generation,
+ * requests, heartbeat), its slot's restarts and last exit, then the jobs process.
+ */
+export function formatWorkers(s: ArbiterStatus, now = Date.now()): string {
+  const ago = (e: LastExit | null | undefined): string => (e === null || e === undefined ? '-' : `${describeExit(e)}, ${shortDuration(Math.max(0, now - e.at))} ago`)
+  const rows = [['WORKER', 'PID', 'GEN', 'STATE', 'SERVED', 'INFLIGHT', 'RSS', 'HEARTBEAT', 'UPTIME', 'SLOT', '↺', 'LAST EXIT']]
+  for (const w of s.workers) {
+    rows.push([String(w.worker), String(w.pid), String(w.generation), w.state, String(w.served), String(w.inflight), `${(w.rssBytes / 1048576).toFixed(1)}M`, `${(w.lastHeartbeatMsAgo / 1000).toFixed(1)}s ago`, `${Math.round(w.uptimeMs / 1000)}s`, String(w.slot ?? '-'), String(w.restarts ?? '-'), ago(w.lastExit)])
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => [...r[i]!].length)))
+  const jobs = s.jobs === undefined || s.jobs === null ? `jobs pid ${s.jobsPid ?? 'none'}` : `jobs pid ${s.jobs.pid ?? 'none (restarting)'}, ${s.jobs.restarts} restarts, last exit ${ago(s.jobs.lastExit)}`
+  const head = `arbiter pid ${s.pid}, generation ${s.generation}, ${s.readyWorkers}/${s.expectedWorkers} workers ready${s.reloading ? ', reloading' : ''}, bind ${s.bind.join(' ')}, config ${s.configVersion}, ${jobs}\n`
+  const causes = s.restarts === undefined ? '' : `worker restarts: ${Object.entries(s.restarts).map(([k, v]) => `${k} ${v}`).join(', ')}\n`
+  return head + causes + rows.map((r) => r.map((c, i) => c + ' '.repeat(widths[i]! - [...c].length)).join('  ').trimEnd() + '\n').join('')
 }

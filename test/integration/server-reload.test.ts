@@ -3,7 +3,7 @@
  * zero failed requests, the new code everywhere, a broken new version refused.
  */
 import assert from 'node:assert/strict'
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { get, startLoad } from '../helpers/load.js'
@@ -12,8 +12,9 @@ import { root, sleep, startServer, tempDir, until } from '../helpers/server.js'
 function appCopy(): { dir: string; app: string; setVersion: (v: string) => void; breakIt: () => void } {
   const dir = tempDir()
   const app = join(dir, 'app.mjs')
-  copyFileSync(join(root, 'test/fixtures/app.mjs'), app)
-  const original = readFileSync(app, 'utf8')
+  // The fixture imports the kit relatively (../../dist/index.js): the copy needs the absolute path.
+  const original = readFileSync(join(root, 'test/fixtures/app.mjs'), 'utf8').replace("'../../dist/index.js'", JSON.stringify(join(root, 'dist/index.js')))
+  writeFileSync(app, original)
   return {
     dir,
     app,

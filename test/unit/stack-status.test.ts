@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { CLOCK_TICKS, cpuPercent, parseBootTime, parseStat, parseVmRss, readProc } from '../../server/process/proc-stats.js'
-import { arbiterRows, cpuTime, exitReason, formatTable, parseProcessInfo, parseSupervisorLog, shortDuration, type StackStatus } from '../../server/stack/status.js'
+import { arbiterRows, cpuTime, formatWorkers, exitReason, formatTable, parseProcessInfo, parseSupervisorLog, shortDuration, type StackStatus } from '../../server/stack/status.js'
 import type { ArbiterStatus } from '../../server/arbiter/control.js'
 
 test('parseStat: state, parent, utime+stime and start time, a name with spaces and parentheses', () => {
@@ -82,6 +82,10 @@ test('arbiterRows and formatTable: workers by slot, the jobs process, dashes for
   assert.match(lines[0]!, /^NAME\s+PID\s+STATE\s+UPTIME\s+CPU\s+CPU TIME\s+MEM\s+↺\s+LAST EXIT$/)
   assert.match(lines[1]!, /^server\/w1\s+30\s+ready\s+1m\s+2\.5%\s+1\.23s\s+50\.0M\s+1\s+crash: SIGKILL, 1m ago$/)
   assert.match(lines[2]!, /^server\/jobs\s+-\s+running\s+-\s+-\s+-\s+-\s+0\s+-$/)
+  const workers = formatWorkers(s, 61_000)
+  assert.match(workers, /^arbiter pid 1, generation 1, 2\/2 workers ready, .*jobs pid 9, 0 restarts, last exit -\nworker restarts: crash 1, timeout 0, memory 0, max-requests 0, reload 0\n/)
+  assert.match(workers, /^WORKER\s+PID\s+GEN\s+STATE\s+SERVED\s+INFLIGHT\s+RSS\s+HEARTBEAT\s+UPTIME\s+SLOT\s+↺\s+LAST EXIT$/m)
+  assert.match(workers, /^3\s+30\s+1\s+ready\s.*\s1\s+1\s+crash: SIGKILL, 1m ago$/m)
   assert.deepEqual([shortDuration(59_999), shortDuration(3_600_000), shortDuration(2 * 86_400_000)], ['59s', '1h', '2d'])
   assert.deepEqual([cpuTime(30), cpuTime(12_345), cpuTime(184_000), cpuTime(7_500_000)], ['0.03s', '12.3s', '3m04s', '2h05m'])
 })
