@@ -2,7 +2,8 @@
  * The WebSocket push process: browsers connect (through nginx) at /ws, subscribe to channels, and
  * receive what app code publishes through the bridge, in order, with resume after reconnects.
  * It also publishes a heartbeat through the bridge every second and is ready (/readyz) only while
- * that heartbeat comes back.
+ * that heartbeat comes back. Its loopback port also answers GET /metrics (its counters and the
+ * bridge's, JSON) for the arbiter's Prometheus scrape (arbiter/scrape.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
