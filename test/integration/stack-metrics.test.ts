@@ -1,7 +1,7 @@
 /**
  * GET /metrics through the kit's nginx (`forkyard up`): one Prometheus scrape of the whole
  * deployment, served only to FORKYARD_METRICS_ALLOW (a refused address gets 403, and an edit of
- * .env changes who may scrape, live), whose counters move with real events: requests, a worker
+ * .env changes who may scrape, live), whose counters move with real events: requests, a task, a worker
  * killed -9 (restarts by cause "crash"), `forkyard reload` (the generation, cause "reload"), a
  * WebSocket client that resumes (push resumes "recovered").
  */
@@ -71,6 +71,13 @@ test('/metrics through nginx: allowed and refused addresses, counters that move 
   for (let i = 0; i < 10; i++) assert.equal((await fetch(s.url('/api/pipelines'))).status, 200)
   await until('10 more app requests counted', async () => (await value(app2xx)) >= before + 10, 10_000, 100)
   assert.ok((await value('forkyard_http_request_duration_seconds_count{route="app"}')) >= before + 10)
+
+  // A task run by the jobs process: its attempt, duration and the queue's done count.
+  const pipeline = await fetch(s.url('/api/pipelines'), { method: 'POST', body: JSON.stringify({ name: 'metrics', steps: [{ name: 'a', kind: 'sleep', ms: 50 }] }) })
+  assert.equal(pipeline.status, 202, await pipeline.text())
+  await until('the task counted done', async () => (await scrape(s.port)).text.includes('forkyard_jobs_task_attempts_total{task="pipeline",outcome="done"} 1'), 15_000, 100)
+  assert.equal(await value('forkyard_jobs_task_duration_seconds_count{task="pipeline"}'), 1)
+  assert.ok((await value('forkyard_jobs_tasks{state="done"}')) >= 1)
 
   // A worker killed -9: one restart by cause "crash"; the request totals do not go down.
   const crashes = await value('forkyard_worker_restarts_total{cause="crash"}')
