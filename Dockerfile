@@ -59,6 +59,7 @@
 #   FORKYARD_BODY_LIMIT=1MiB
 #   FORKYARD_NGINX_WORKERS=1
 #   FORKYARD_STATIC_DIR=example/public
+#   FORKYARD_METRICS_ALLOW=127.0.0.1,::1  (who may scrape /metrics; the host arrives from the bridge gateway)
 #   FORKYARD_DOCKER=auto                  (read by `make up` on the host, not in the container)
 #   FORKYARD_COMPOSE_FILES=docker-compose.yml (read by `make up` on the host)
 #   FORKYARD_BRIDGE_DIR=                  (empty = $FORKYARD_RUN_DIR/bridge)

@@ -23,9 +23,10 @@ import { publishSockets } from './handover.js'
 import { listenControl, type ArbiterStatus, type ControlCommand } from './control.js'
 import { backoffMs } from './exits.js'
 import { RestartLedger } from './restarts.js'
+import { Scrape } from './scrape.js'
 import { cpuCount } from '../config/cpus.js'
 import { loadConfig, type ConfigOverrides } from '../config/load.js'
-import { loadStackConfig } from '../config/stack.js'
+import { loadStackConfig, nginxListen } from '../config/stack.js'
 import { loadLogConfig } from '../config/logging.js'
 import type { ConfigChange, EnvWatcher } from '../config/watch.js'
 import { removePidfile, writePidfile } from '../process/pidfile.js'
@@ -96,6 +97,8 @@ export class Arbiter {
   private readonly health: Health
   /** Worker restarts by cause and slot (restarts.ts). */
   private readonly restarts = new RestartLedger()
+  /** GET /metrics on the health socket (scrape.ts). */
+  private readonly scrape: Scrape
 
   constructor(options: ArbiterOptions) {
     this.proxied = options.proxied ?? false
@@ -128,6 +131,15 @@ export class Arbiter {
       jobs: () => this.jobs.health(),
       version: () => ({ version: this.configVersion, since: this.configSince }),
     })
+    this.scrape = new Scrape({
+      status: () => this.status(),
+      readyWorkers: () => this.live().readyWorkers,
+      handles: () => this.workers.values(),
+      jobsReport: () => this.jobs.health()?.report ?? null,
+      // Behind the kit's nginx (under supervisord) the push process and nginx are part of the deployment.
+      pushBind: () => (this.proxied || this.config.readyChecks.includes('push') ? loadPushConfig(this.settingsEnv()).bind : null),
+      nginxListen: () => (this.proxied ? nginxListen(this.settingsEnv()) : null),
+    })
     WorkerHandle.setupPrimary(this.config.scheduling)
   }
 
@@ -146,7 +158,7 @@ export class Arbiter {
       this.log.warn({ path }, 'the socket still answers (workers of an arbiter that died): they keep serving until this arbiter takes it over')
     }
     this.control = await listenControl(join(this.config.runDir, 'arbiter.sock'), (cmd) => this.onControl(cmd))
-    this.healthHttp = await listenHealth(join(this.config.runDir, HEALTH_SOCKET), { live: () => this.live(), readiness: () => this.health.report() })
+    this.healthHttp = await listenHealth(join(this.config.runDir, HEALTH_SOCKET), { live: () => this.live(), readiness: () => this.health.report(), metrics: this.scrape })
     this.ticker = setInterval(() => this.tick(), 100)
     if (this.watcher !== null) {
       this.watcher.on('change', (c) => this.onConfigChange(c))
@@ -423,6 +435,7 @@ export class Arbiter {
     if (this.stopping && code !== 0) this.cleanExits = false
     t.exited(code, signal, t.expectedExit || t.killed !== null || this.stopping, this.config.bootTimeoutMs)
     this.restarts.exited(t, code, signal, this.stopping || this.starting, now)
+    this.scrape.retire(t)
     this.onChildGone()
     if (this.stopping || this.starting) return
     if (!t.expectedExit) {

@@ -7,6 +7,8 @@
  * overload shows in the answer, not as a timeout.
  *   /healthz: 200 while at least one worker is ready with a fresh heartbeat, else 503.
  *   /readyz: the deployment's readiness (health.ts), 200 or 503.
+ *   /metrics: the one Prometheus scrape of the deployment (scrape.ts); nginx serves it at /metrics
+ *   to FORKYARD_METRICS_ALLOW only.
  * Workers still answer both on the server's own binds (a direct `forkyard serve` without nginx).
  */
 import { unlinkSync } from 'node:fs'
@@ -19,6 +21,7 @@ export const HEALTH_SOCKET = 'health.sock'
 export interface HealthHttpDeps {
   live: () => { ok: boolean; readyWorkers: number; expectedWorkers: number }
   readiness: () => Promise<Readiness>
+  metrics: { contentType: string; text: () => Promise<string> }
 }
 
 function answer(res: ServerResponse, head: boolean, status: number, body: unknown): void {
@@ -48,7 +51,17 @@ export function listenHealth(path: string, deps: HealthHttpDeps): Promise<Server
       )
       return
     }
-    answer(res, head, 404, { error: `Expected /healthz or /readyz, got ${url}` })
+    if (url === '/metrics') {
+      deps.metrics.text().then(
+        (text) => {
+          res.writeHead(200, { 'Content-Type': deps.metrics.contentType, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' })
+          res.end(head ? undefined : text)
+        },
+        (err: unknown) => answer(res, head, 500, { error: `metrics failed: ${(err as Error)?.message ?? String(err)}` }),
+      )
+      return
+    }
+    answer(res, head, 404, { error: `Expected /healthz, /readyz or /metrics, got ${url}` })
   })
   // Probes are short: never keep a connection from a stuck client.
   server.headersTimeout = 5000

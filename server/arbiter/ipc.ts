@@ -7,6 +7,7 @@
 import type { ServerConfig } from '../config/schema.js'
 import type { SerializedError } from '../errors.js'
 import type { Readiness } from './health.js'
+import type { HistogramCounts } from '../metrics/histogram.js'
 
 /** One request a worker is serving, as reported in heartbeats and stall reports. */
 export interface RequestSummary {
@@ -19,9 +20,32 @@ export interface RequestSummary {
 export type WorkerMessage =
   | { t: 'ready' }
   | { t: 'boot-error'; error: SerializedError }
-  | { t: 'hb'; served: number; inflight: number; rss: number; configVersion: string; requests: RequestSummary[] }
+  | { t: 'hb'; served: number; inflight: number; rss: number; configVersion: string; requests: RequestSummary[]; metrics?: WorkerMetrics }
   | { t: 'recycle'; reason: 'max-requests' | 'max-rss'; value: number; limit: number }
   | { t: 'status-req'; id: number }
+
+/**
+ * A worker's counters in each heartbeat (metrics/request-metrics.ts), totals since it started;
+ * the arbiter sums them over every worker, living and gone, for GET /metrics.
+ */
+export interface WorkerMetrics {
+  /** Requests by route class x status class: index route * 5 + (0..4 for 1xx..5xx). */
+  requests: number[]
+  /** Durations of the app's requests. */
+  duration: HistogramCounts
+  /** Event loop delay (seconds) since the previous heartbeat: 99th percentile and maximum. */
+  loopDelayP99: number
+  loopDelayMax: number
+  rss: number
+  heapUsed: number
+  heapTotal: number
+}
+
+/** The jobs process's task counters since it started, in its report (per task name). */
+export interface JobsMetrics {
+  durations: Record<string, HistogramCounts>
+  outcomes: Record<string, { done: number; failed: number; retried: number }>
+}
 
 export interface WorkersSummary {
   expected: number
@@ -38,6 +62,7 @@ export interface JobsReport {
   tasks: Record<string, number>
   /** Where tasks and singletons live, and whether it answers (a Redis engine may be down). */
   engine?: { kind: string; ok: boolean; error?: string }
+  metrics?: JobsMetrics
 }
 
 export type JobsMessage = { t: 'ready' } | { t: 'jobs'; report: JobsReport }

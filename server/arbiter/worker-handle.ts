@@ -13,7 +13,7 @@ import { codes, type SerializedError } from '../errors.js'
 import type { LineOutput } from '../log/rotating-file.js'
 import { classifyExit, type LastExit } from './exits.js'
 import type { SlotRestarts } from './restarts.js'
-import { STALL_FD, launchEnv, workerEnv, type ArbiterMessage, type ChildLaunch, type RequestSummary, type StallReport, type WorkerMessage } from './ipc.js'
+import { STALL_FD, launchEnv, workerEnv, type ArbiterMessage, type ChildLaunch, type RequestSummary, type StallReport, type WorkerMessage, type WorkerMetrics } from './ipc.js'
 import { relayChild } from './relay-child.js'
 
 export type WorkerState = 'booting' | 'ready' | 'draining'
@@ -61,6 +61,8 @@ export class WorkerHandle {
   rss = 0
   configVersion: string
   requests: RequestSummary[] = []
+  /** Its counters as of the last heartbeat (GET /metrics), null before the first. */
+  metrics: WorkerMetrics | null = null
   stall: (StallReport & { at: number }) | null = null
   /** Asked to go (drain, fewer workers): its exit is no crash. */
   expectedExit = false
@@ -175,6 +177,7 @@ export class WorkerHandle {
     this.rss = m.rss
     this.configVersion = m.configVersion
     this.requests = m.requests
+    if (m.metrics !== undefined) this.metrics = m.metrics
     if (this.stall !== null) {
       this.log.info({ worker: this.id, workerPid: this.pid, blockedMs: this.stall.blockedMs }, 'worker event loop unblocked')
       this.stall = null

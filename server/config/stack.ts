@@ -3,6 +3,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { ForkyardError, codes } from '../errors.js'
 import { int, size, text, type Parser } from './parse.js'
 import { readSection, type Schema } from './section.js'
+import { trustedAddresses, type TrustedRange } from './trust.js'
 
 export interface StackConfig {
   /** Port nginx listens on. */
@@ -21,6 +22,8 @@ export interface StackConfig {
   docker: 'auto' | 'never' | 'always'
   /** Compose files `make up` passes to Docker Compose, in order (overlays after the base file). */
   composeFiles: string[]
+  /** Who may scrape GET /metrics through nginx (addresses, CIDR blocks; none = nobody). */
+  metricsAllow: TrustedRange[]
 }
 
 const workers: Parser<string> = (name, raw) => {
@@ -54,6 +57,8 @@ export const stackSchema: Schema<StackConfig> = {
   staticDir: { env: 'FORKYARD_STATIC_DIR', parse: text, default: 'example/public' },
   docker: { env: 'FORKYARD_DOCKER', parse: docker, default: 'auto', apply: 'up' },
   composeFiles: { env: 'FORKYARD_COMPOSE_FILES', parse: composeFiles, default: 'docker-compose.yml', apply: 'up' },
+  // Live: nginx is reloaded with the new allow lines.
+  metricsAllow: { env: 'FORKYARD_METRICS_ALLOW', parse: trustedAddresses, default: '127.0.0.1,::1' },
 }
 
 /** `dir` is the project directory (where .env is, and where the programs run): relative paths in .env are relative to it. */
@@ -62,4 +67,10 @@ export function loadStackConfig(env: NodeJS.ProcessEnv, dir: string = process.cw
   if (!isAbsolute(c.app)) c.app = resolve(dir, c.app)
   if (!isAbsolute(c.staticDir)) c.staticDir = resolve(dir, c.staticDir)
   return Object.freeze(c)
+}
+
+/** host:port where nginx listens (FORKYARD_LISTEN_HOST, FORKYARD_PORT), as nginx's `listen` takes it. */
+export function nginxListen(env: NodeJS.ProcessEnv): string {
+  const { listenHost, port } = readSection(stackSchema, env)
+  return `${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`
 }

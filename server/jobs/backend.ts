@@ -5,6 +5,7 @@
  * A TaskStore enqueues and reads (any process: workers answer requests with it); a TaskEngine runs
  * tasks (the jobs process only).
  */
+import type { JobsMetrics } from '../arbiter/ipc.js'
 import type { PageOptions, TaskPage, TaskRecord, TaskQueue } from './queue.js'
 import type { TaskRunner } from './runner.js'
 
@@ -28,6 +29,8 @@ export interface TaskEngine {
   counts(): Record<string, number>
   /** Retention of finished tasks; live. */
   retention: { maxAgeMs: number; maxCount: number }
+  /** Task durations and outcomes since this process started, for GET /metrics. */
+  metrics(): JobsMetrics
 }
 
 /** The embedded engine's store: the file queue, read and written from any process of the host. */

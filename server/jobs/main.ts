@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   // Every second, to the arbiter: /readyz shows the singletons and the version this process runs.
   const report = (): void => {
     const engineState = redisRunner === null ? { kind: 'embedded', ok: true } : { kind: 'redis', ok: redisRunner.engineUp, ...(redisRunner.engineUp ? {} : { error: redisRunner.engineError }) }
-    const msg: JobsMessage = { t: 'jobs', report: { version: runtimeConfig.version, singletons: Object.fromEntries(singletons.states), tasks: tasksRunner.counts(), engine: engineState } }
+    const msg: JobsMessage = { t: 'jobs', report: { version: runtimeConfig.version, singletons: Object.fromEntries(singletons.states), tasks: tasksRunner.counts(), engine: engineState, metrics: tasksRunner.metrics() } }
     if (process.connected) process.send?.(msg)
   }
   report()

@@ -8,6 +8,8 @@ import type { EngineConfig } from '../config/engine.js'
 import { connectRedis } from '../engine/redis.js'
 import { publish } from '../publish.js'
 import type { TaskEngine } from './backend.js'
+import type { JobsMetrics } from '../arbiter/ipc.js'
+import { TaskMetrics } from './task-metrics.js'
 import { taskDefinitions, type TaskDefinition } from './registry.js'
 import { QUEUE_NAME, RedisTaskStore, bullPrefix } from './redis-tasks.js'
 
@@ -33,6 +35,7 @@ export class RedisTaskRunner implements TaskEngine {
   private readonly running = new Map<string, { name: string; abort: AbortController }>()
   private readonly perName = new Map<string, { n: number; waiters: (() => void)[] }>()
   private readonly unknown = new Set<string>()
+  private readonly taskMetrics = new TaskMetrics()
   private cached: Record<string, number> = { queued: 0, running: 0, done: 0, failed: 0 }
   private countsTimer: NodeJS.Timeout | null = null
   private lastError = ''
@@ -97,6 +100,11 @@ export class RedisTaskRunner implements TaskEngine {
     }
   }
 
+  /** Task counters since this process started (the jobs report carries them to the arbiter). */
+  metrics(): JobsMetrics {
+    return this.taskMetrics.snapshot()
+  }
+
   counts(): Record<string, number> {
     return { ...this.cached, runningHere: this.running.size }
   }
@@ -154,6 +162,7 @@ export class RedisTaskRunner implements TaskEngine {
       })
       const result = (await Promise.race([Promise.resolve().then(() => def.handler(job.data.payload, ctx)), timeout])) ?? null
       log.info({ attempt, state: 'done', ms: Date.now() - started }, 'task done')
+      this.taskMetrics.count(job.name, 'done', started)
       publish(channel, { taskId: id, task: job.name, state: 'done', result }, meta).catch(() => undefined)
       return result
     } catch (err) {
@@ -162,7 +171,9 @@ export class RedisTaskRunner implements TaskEngine {
       // attemptsMade counts failed attempts before this one (a stall is not one).
       if (job.attemptsMade + 1 < attempts) {
         log.warn({ attempt, state: 'queued', retryInMs: def.options.backoffMs * 2 ** job.attemptsMade, error: message }, 'task failed: retrying')
+        this.taskMetrics.count(job.name, 'retried', started)
       } else {
+        this.taskMetrics.count(job.name, 'failed', started)
         log.error({ attempt, state: 'failed', error: message }, 'task failed: no retries left')
         publish(channel, { taskId: id, task: job.name, state: 'failed', error: message }, meta).catch(() => undefined)
       }

@@ -3,6 +3,8 @@
  * path with a timeout, retries with exponential backoff, and records and logs every state change
  * (queued, running, done, failed, retried) with the id of the request that enqueued the task.
  */
+import type { JobsMetrics } from '../arbiter/ipc.js'
+import { TaskMetrics } from './task-metrics.js'
 import type { Logger } from 'pino'
 import { publish } from '../publish.js'
 import type { TaskQueue, TaskRecord } from './queue.js'
@@ -14,6 +16,7 @@ export class TaskRunner {
   private stopping = false
   private readonly unknown = new Set<string>()
   private pruneTimer: NodeJS.Timeout | null = null
+  private readonly taskMetrics = new TaskMetrics()
 
   constructor(
     private readonly queue: TaskQueue,
@@ -103,6 +106,7 @@ export class TaskRunner {
         })
         const result = await Promise.race([Promise.resolve().then(() => def.handler(r.payload, ctx)), timeout])
         this.queue.move(current, 'done', { result: result ?? null })
+        this.taskMetrics.count(r.name, 'done', started)
         log.info({ attempt: r.attempts, state: 'done', ms: Date.now() - started }, 'task done')
         // Not awaited: a bridge that is down must not hold the task slot (publish queues, bounded).
         publish(channel, { taskId: r.id, task: r.name, state: 'done', result: result ?? null }, r.reqId !== null ? { reqId: r.reqId } : {}).catch(() => undefined)
@@ -112,9 +116,11 @@ export class TaskRunner {
         if (r.attempts <= def.options.retries) {
           const delay = def.options.backoffMs * 2 ** (r.attempts - 1)
           this.queue.move(current, 'queued', { error: message, notBefore: Date.now() + delay })
+          this.taskMetrics.count(r.name, 'retried', started)
           log.warn({ attempt: r.attempts, state: 'queued', retryInMs: delay, error: message }, 'task failed: retrying')
         } else {
           this.queue.move(current, 'failed', { error: message })
+          this.taskMetrics.count(r.name, 'failed', started)
           log.error({ attempt: r.attempts, state: 'failed', error: message }, 'task failed: no retries left')
           publish(channel, { taskId: r.id, task: r.name, state: 'failed', error: message }, r.reqId !== null ? { reqId: r.reqId } : {}).catch(() => undefined)
         }
@@ -124,6 +130,11 @@ export class TaskRunner {
       }
     })()
     this.running.set(r.id, { name: r.name, done, abort })
+  }
+
+  /** Task counters since this process started (the jobs report carries them to the arbiter). */
+  metrics(): JobsMetrics {
+    return this.taskMetrics.snapshot()
   }
 
   /** Stops claiming; waits for running tasks until the deadline; what is still running then stays in running/ and runs again on the next start. */

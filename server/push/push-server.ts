@@ -2,7 +2,8 @@
  * The WebSocket push process: browsers connect (through nginx) at /ws, subscribe to channels, and
  * receive what app code publishes through the bridge, in order, with resume after reconnects.
  * It also publishes a heartbeat through the bridge every second and is ready (/readyz) only while
- * that heartbeat comes back.
+ * that heartbeat comes back. Its loopback port also answers GET /metrics (its counters and the
+ * bridge's, JSON) for the arbiter's Prometheus scrape (arbiter/scrape.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -68,6 +69,7 @@ export class PushServer {
   private loopDelayMaxMs = 0
   private bridgeStats: Record<string, unknown> = {}
   private bridgeStatsAt = 0
+  private bridgeEpochChanges = 0
   readonly counters = { connections: 0, rejectedRate: 0, rejectedOrigin: 0, delivered: 0, slowConsumers: 0, lagging: 0, badMessages: 0, unauthorized: 0, expired: 0, resumes: 0, recovered: 0, notRecovered: 0, deadPeers: 0 }
 
   constructor(
@@ -136,6 +138,9 @@ export class PushServer {
   private refreshBridgeStats(): void {
     this.feed.stats(900).then(
       (stats) => {
+        // A new bridge epoch (its history was lost): counted for GET /metrics.
+        const [was, now] = [this.bridgeStats.epoch, stats.epoch]
+        if (typeof was === 'string' && typeof now === 'string' && was !== now) this.bridgeEpochChanges++
         this.bridgeStats = stats
         this.bridgeStatsAt = Date.now()
       },
@@ -162,6 +167,11 @@ export class PushServer {
       const eventLoop = { delayMaxMs: Math.round(this.loopDelayMaxMs), delayMaxSinceLastMs: Math.round(sinceLast), delayP99SinceLastMs: Math.round(this.loopDelay.percentile(99) / 1e6) }
       this.loopDelay.reset()
       return json(res, r.ready ? 200 : 503, { ...r, connections: this.conns.size, channels: this.channels.size, counters: this.counters, feed: this.feed.counters, publisher: this.publisher.stats, writer: this.writer.counters, eventLoop, bridge })
+    }
+    // Counters for the arbiter's GET /metrics (metrics/sources.ts reads this JSON at scrape time).
+    if (path === '/metrics') {
+      const bridge = { ...this.bridgeStats, epochChanges: this.bridgeEpochChanges, statsMsAgo: this.bridgeStatsAt === 0 ? null : Date.now() - this.bridgeStatsAt }
+      return json(res, 200, { connections: this.conns.size, channels: this.channels.size, heartbeatLagMs: this.heartbeatLagMs, counters: this.counters, feed: this.feed.counters, bridge })
     }
     return json(res, 404, { error: 'not found: WebSocket connections go to /ws' })
   }

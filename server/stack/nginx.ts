@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { loadConfig } from '../config/load.js'
 import { loadPushConfig } from '../config/messaging.js'
-import { loadStackConfig } from '../config/stack.js'
+import { loadStackConfig, nginxListen } from '../config/stack.js'
 import { loadLogConfig } from '../config/logging.js'
 import { ForkyardError, codes } from '../errors.js'
 import { relayLines } from '../log/relay.js'
@@ -60,13 +60,15 @@ export function nginxValues(env: NodeJS.ProcessEnv, home: string): Record<string
     SERVER_KEEPALIVE: seconds(server.keepAliveTimeoutMs),
     UPSTREAM_KEEPALIVE: `${upstreamKeepaliveMs}ms`,
     PUSH_BIND: push.bind,
-    LISTEN: `${stack.listenHost.includes(':') ? `[${stack.listenHost}]` : stack.listenHost}:${stack.port}`,
+    LISTEN: nginxListen(env),
     BODY_LIMIT: String(stack.bodyLimitBytes),
     PROXY_READ_TIMEOUT: seconds(worstServerMs + 5000),
     STATIC_DIR: stack.staticDir,
     CLIENT_DIR: join(home, 'client'),
     // FORKYARD_TRUSTED_ADDRESSES as the geo block's entries (validated addresses and CIDR blocks).
     TRUSTED_GEO: server.trustedAddresses.map((r) => `        ${r.address}/${r.prefix} 1;`).join('\n') || '        # FORKYARD_TRUSTED_ADDRESSES=none: no peer is trusted',
+    // FORKYARD_METRICS_ALLOW as allow lines before `deny all` (none: nobody may scrape through nginx).
+    METRICS_ALLOW: stack.metricsAllow.map((r) => `            allow ${r.address}/${r.prefix};`).join('\n') || '            # FORKYARD_METRICS_ALLOW=none: nobody',
     ...accessLogTarget(server.runDir, loadLogConfig(env).dir),
   }
 }

@@ -13,6 +13,7 @@ import { config as runtimeConfig } from '../config/runtime.js'
 import { ForkyardError, codes } from '../errors.js'
 import type { RequestSummary, WorkerMessage } from '../arbiter/ipc.js'
 import { InflightTable } from './inflight.js'
+import { RequestMetrics } from '../metrics/request-metrics.js'
 import type { LoadedApp } from './load-app.js'
 import type { ReadinessCheck } from './readiness.js'
 import { requestIdOf } from './request-id.js'
@@ -56,6 +57,8 @@ export class HttpWorker {
   private lastRssCheck = 0
   private maxRequests: number
   private drainPromise: Promise<number> | null = null
+  /** Request counters for GET /metrics, sent with each heartbeat. */
+  private readonly metrics = new RequestMetrics()
 
   /** Peers whose X-Request-ID and traceparent are kept (FORKYARD_TRUSTED_ADDRESSES; Unix socket peers always). */
   private trust: BlockList
@@ -166,8 +169,10 @@ export class HttpWorker {
     if (entry.timer !== undefined) clearTimeout(entry.timer)
     this.inflight.delete(entry)
     this.table.remove(entry.slot)
+    const ms = performance.now() - entry.start
+    this.metrics.app(res.statusCode, ms)
     if (this.config.accessLog === true && this.log.isLevelEnabled('info')) {
-      const fields = { reqId: entry.reqId, method: entry.method, path: entry.path, status: res.statusCode, ms: Math.round((performance.now() - entry.start) * 10) / 10, aborted: !res.writableFinished }
+      const fields = { reqId: entry.reqId, method: entry.method, path: entry.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, aborted: !res.writableFinished }
       this.access.output.write(accessLine(this.access.bindings, fields))
     }
     this.afterRequest()
@@ -177,6 +182,7 @@ export class HttpWorker {
     const body = JSON.stringify({ status: this.draining ? 'draining' : 'ok', pid: process.pid, worker: cluster.worker?.id ?? 0 })
     res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' })
     res.end(method === 'HEAD' ? undefined : body)
+    this.metrics.health(200)
   }
 
   private answerReady(res: ServerResponse, method: string, readiness: ReadinessCheck): void {
@@ -185,8 +191,10 @@ export class HttpWorker {
         const body = JSON.stringify({ ...r, worker: cluster.worker?.id ?? 0, pid: process.pid })
         res.writeHead(r.ready ? 200 : 503, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' })
         res.end(method === 'HEAD' ? undefined : body)
+        this.metrics.health(r.ready ? 200 : 503)
       },
       (err: unknown) => {
+        this.metrics.health(503)
         res.writeHead(503, { 'Content-Type': 'application/json' })
         res.end(JSON.stringify({ ready: false, error: (err as Error).message }))
       },
@@ -262,7 +270,7 @@ export class HttpWorker {
       if (requests.length >= 20) break
       requests.push({ method: e.method, path: e.path, reqId: e.reqId, ageMs: Math.round(now - e.start) })
     }
-    return { t: 'hb', served: this.served, inflight: this.inflight.size, rss: process.memoryUsage.rss(), configVersion: runtimeConfig.version, requests }
+    return { t: 'hb', served: this.served, inflight: this.inflight.size, rss: process.memoryUsage.rss(), configVersion: runtimeConfig.version, requests, metrics: this.metrics.snapshot() }
   }
 
   /**
