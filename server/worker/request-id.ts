@@ -41,28 +41,21 @@ export function parseTraceparent(value: string | undefined): { traceId: string; 
   return { traceId: m[1]!, parentSpanId: m[2]!, flags: m[3]! }
 }
 
-/** The request's id and trace context, trusting the peer's headers only when `trust` allows. */
+/**
+ * The request's id, trusting the peer's headers only when `trust` allows. From an untrusted peer
+ * the trace headers are removed, so that traceContext() starts a new trace. Nothing else is done
+ * per request: the trace context is made only when the app asks for it.
+ */
 export function requestIdOf(req: IncomingMessage, trust: BlockList | null = null): string {
-  const trusted = trust === null ? true : isTrusted(trust, req.socket?.remoteAddress)
+  const trusted = trust === null || isTrusted(trust, req.socket?.remoteAddress)
   const given = req.headers['x-request-id']
-  let id: string
-  if (trusted && typeof given === 'string' && REQUEST_ID.test(given)) id = given
-  else {
-    id = randomUUID()
-    req.headers['x-request-id'] = id
-  }
-  const header = req.headers.traceparent
-  const parent = trusted ? parseTraceparent(typeof header === 'string' ? header : undefined) : null
-  const traceId = parent?.traceId ?? randomBytes(16).toString('hex')
-  const spanId = randomBytes(8).toString('hex')
-  const flags = parent?.flags ?? '01'
-  const state = req.headers.tracestate
-  const ctx: TraceContext = { traceId, spanId, parentSpanId: parent?.parentSpanId ?? null, flags, traceparent: `00-${traceId}-${spanId}-${flags}`, tracestate: trusted && parent !== null && typeof state === 'string' ? state : '' }
-  if (!trusted) {
+  if (!trusted && (req.headers.traceparent !== undefined || req.headers.tracestate !== undefined)) {
     delete req.headers.traceparent
     delete req.headers.tracestate
   }
-  contexts.set(req, ctx)
+  if (trusted && typeof given === 'string' && REQUEST_ID.test(given)) return given
+  const id = randomUUID()
+  req.headers['x-request-id'] = id
   return id
 }
 
@@ -72,7 +65,21 @@ export function requestId(req: IncomingMessage): string | undefined {
   return typeof id === 'string' ? id : undefined
 }
 
-/** The W3C trace context of a request served by forkyard, for app code (undefined for other requests). */
-export function traceContext(req: IncomingMessage): TraceContext | undefined {
-  return contexts.get(req)
+/**
+ * The W3C trace context of a request served by forkyard, for app code: the trusted caller's trace
+ * continued (its traceparent is still on the request only when the peer was trusted), else a new
+ * one. Made at the first call and the same for every later call on the request.
+ */
+export function traceContext(req: IncomingMessage): TraceContext {
+  const known = contexts.get(req)
+  if (known !== undefined) return known
+  const header = req.headers.traceparent
+  const parent = parseTraceparent(typeof header === 'string' ? header : undefined)
+  const traceId = parent?.traceId ?? randomBytes(16).toString('hex')
+  const spanId = randomBytes(8).toString('hex')
+  const flags = parent?.flags ?? '01'
+  const state = req.headers.tracestate
+  const ctx: TraceContext = { traceId, spanId, parentSpanId: parent?.parentSpanId ?? null, flags, traceparent: `00-${traceId}-${spanId}-${flags}`, tracestate: parent !== null && typeof state === 'string' ? state : '' }
+  contexts.set(req, ctx)
+  return ctx
 }
