@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { isAlive } from '../../server/process/pidfile.js'
@@ -51,6 +52,17 @@ test('forkyard restart push restarts only push; scale 3 then 1; supervisorctl -c
   assert.equal(down1.status, 0, down1.stdout + down1.stderr)
   await until('one worker left', () => status().workers.length === 1, 30_000)
   assert.match(s.cli('scale', '0').stderr, /Expected forkyard scale N with N a whole number from 1 to 999, got "0"/)
+
+  // forkyard startup --print: the unit for this project, as systemd-analyze accepts it.
+  const unit = s.cli('startup', '--print')
+  assert.equal(unit.status, 0, unit.stderr)
+  assert.match(unit.stdout, new RegExp(`^WorkingDirectory=${s.projectDir}$`, 'm'))
+  if (spawnSync('sh', ['-c', 'command -v systemd-analyze']).status === 0) {
+    const file = join(s.dir, 'forkyard-control.service')
+    writeFileSync(file, unit.stdout)
+    const verify = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(verify.status, 0, verify.stdout + verify.stderr)
+  }
 
   // A shell with nothing of forkyard in its environment.
   const ctl = spawnSync('supervisorctl', ['-c', join(s.runDir, 'supervisorctl.conf'), 'status'], { env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8' })
