@@ -1,5 +1,6 @@
 /**
- * What Linux's /proc says about a process, for `forkyard ps`: CPU time (utime + stime), start
+ * What Linux's /proc says about a process, for `forkyard ps`: CPU time (utime + stime, or the
+ * threads' schedstat where that is more precise), start
  * time, resident memory (VmRSS), parent; CPU% sampled over a short interval like `pm2 ls`.
  * Elsewhere (no /proc) every reading is null.
  */
@@ -36,6 +37,12 @@ export function parseVmRss(text: string): number | null {
   return m === null ? null : Number(m[1]) * 1024
 }
 
+/** The first field of /proc/<pid>/task/<tid>/schedstat: time on a CPU, in nanoseconds. */
+export function parseSchedstat(text: string): number | null {
+  const m = /^(\d+)\s/.exec(text)
+  return m === null ? null : Number(m[1])
+}
+
 /** The boot time (epoch seconds) from /proc/stat's btime line. */
 export function parseBootTime(text: string): number | null {
   const m = /^btime\s+(\d+)/m.exec(text)
@@ -48,6 +55,28 @@ function read(path: string): string | null {
   } catch {
     return null
   }
+}
+
+/**
+ * CPU time of every live thread, in ms, from schedstat (nanoseconds): a process that has run for
+ * less than one clock tick (nginx's master, a freshly forked supervisord) still shows its time.
+ * Null where the kernel has no schedstat.
+ */
+export function threadsCpuMs(pid: number): number | null {
+  let tids: string[]
+  try {
+    tids = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return null
+  }
+  let ns = 0
+  for (const tid of tids) {
+    const text = read(`/proc/${pid}/task/${tid}/schedstat`)
+    const v = text === null ? null : parseSchedstat(text)
+    if (v === null) return null
+    ns += v
+  }
+  return ns / 1e6
 }
 
 let bootMs: number | null | undefined
@@ -83,7 +112,8 @@ export function readProc(pid: number): ProcSnapshot | null {
     pid,
     state: fields.state,
     ppid: fields.ppid,
-    cpuMs: (fields.cpuTicks * 1000) / CLOCK_TICKS,
+    // utime + stime also holds threads that have exited; schedstat has the precision.
+    cpuMs: Math.max((fields.cpuTicks * 1000) / CLOCK_TICKS, threadsCpuMs(pid) ?? 0),
     startedAt: boot === null ? null : boot + (fields.startTicks * 1000) / CLOCK_TICKS,
     rssBytes: status === null ? null : parseVmRss(status),
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { CLOCK_TICKS, cpuPercent, parseBootTime, parseStat, parseVmRss, readProc } from '../../server/process/proc-stats.js'
+import { CLOCK_TICKS, cpuPercent, parseBootTime, parseSchedstat, parseStat, parseVmRss, readProc, threadsCpuMs } from '../../server/process/proc-stats.js'
 import { arbiterRows, cpuTime, formatWorkers, exitReason, formatTable, parseProcessInfo, parseSupervisorLog, shortDuration, type StackStatus } from '../../server/stack/status.js'
 import type { ArbiterStatus } from '../../server/arbiter/control.js'
 
@@ -16,6 +16,16 @@ test('parseVmRss, parseBootTime: bytes and epoch seconds; null when absent', () 
   assert.equal(parseVmRss('Name:\tkthreadd\n'), null)
   assert.equal(parseBootTime('cpu  1 2 3\nbtime 1764633600\nprocesses 5\n'), 1764633600)
   assert.equal(parseBootTime('cpu 1\n'), null)
+})
+
+test('parseSchedstat: nanoseconds on a CPU; readProc counts below one clock tick', () => {
+  assert.equal(parseSchedstat('160942 243025 2\n'), 160942)
+  assert.equal(parseSchedstat(''), null)
+  assert.equal(parseSchedstat('x 1 2'), null)
+  const threads = threadsCpuMs(process.pid)
+  assert.ok(threads !== null && threads > 0, `expected this process's threads to have used CPU time, got ${threads}`)
+  const me = readProc(process.pid)
+  assert.ok(me !== null && me.cpuMs >= threads, `expected readProc's CPU time to be at least the threads', got ${me?.cpuMs} < ${threads}`)
 })
 
 test('readProc: this process, its CPU time and RSS; cpuPercent over an interval', () => {
