@@ -22,7 +22,7 @@ CONNECTIONS ?= 64
 UNIT_TESTS        := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-http bench-push bench-cross-host serve dev clean up down logs reload status restart scale startup
+.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-http bench-push bench-cross-host serve dev clean up down logs reload status restart scale startup top
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ startup: $(BUILT) ## start the native stack at boot: a systemd unit for this dir
 
 status: $(BUILT) ## every process: pid, state, CPU, memory, restarts, last exit
 	$(FORKYARD) ps
+
+top: $(BUILT) ## make status, redrawn every 2 s with the stack's totals (like pm2 monit); INTERVAL=5
+	$(FORKYARD) top $(if $(INTERVAL),--interval $(INTERVAL))
 
 clean: ## remove build output (node_modules stays)
 	rm -rf dist coverage

@@ -33,6 +33,7 @@ import { loadStackConfig } from '../config/stack.js'
 import { parseLevel, showLogs } from '../stack/logs.js'
 import { dockerStack } from '../stack/docker.js'
 import { arbiterSummary, collectStack, formatTable, formatWorkers } from '../stack/status.js'
+import { top } from '../stack/top.js'
 
 /** The kit's own directory (where nginx/, supervisor/, client/ and dist/ are). */
 const home = process.env.FORKYARD_HOME ?? fileURLToPath(new URL('../..', import.meta.url))
@@ -67,6 +68,9 @@ Commands:
   down                 stop the whole stack gracefully
   ps [--json]          every process of the stack in one table (pid, state, uptime, CPU%, CPU
                        time, memory, restarts, last exit); --json: { processes: [...] }
+  top [--interval S] [--count N]
+                       ps redrawn every S seconds (default 2) with the stack's totals, like
+                       pm2 monit; --count: stop after N frames
   startup [--print]    start the native stack at boot: writes a systemd unit for this project
                        (as root: installs and enables it; --print: only prints it)
   restart PROGRAM...   restart supervised programs (bridge, push, server, nginx, or all) and
@@ -109,6 +113,8 @@ const { values, positionals } = (() => {
         lines: { type: 'string' },
         level: { type: 'string' },
         print: { type: 'boolean' },
+        interval: { type: 'string' },
+        count: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -146,10 +152,10 @@ async function main(): Promise<void> {
   }
   const [command, ...rest] = positionals
   // Never `up` or `serve`: what they start would inherit the lower priority.
-  if (['status', 'reload', 'stop', 'ps', 'logs'].includes(command ?? '')) yieldCpu()
+  if (['status', 'reload', 'stop', 'ps', 'top', 'logs'].includes(command ?? '')) yieldCpu()
   // The environment before .env: its keys win over the file, now and after a change (dotenv's rule).
   const baseEnv = { ...process.env }
-  if (['up', 'down', 'ps', 'logs', 'check', 'restart', 'startup'].includes(command ?? '')) {
+  if (['up', 'down', 'ps', 'top', 'logs', 'check', 'restart', 'startup'].includes(command ?? '')) {
     // The stack commands read .env without copying it into this process's environment: supervisord
     // inherits that environment, and a value there would pin the key for every program.
     if (command === 'up') for (const m of ensureDotenv(home, dir, baseEnv)) say(m)
@@ -290,10 +296,25 @@ function startup(st: StackPaths, printOnly: boolean): void {
   say(`enabled: the stack starts at boot (systemctl start|stop|reload|status ${name}); forkyard down before systemctl start, or the unit finds it running`)
 }
 
+/** --interval (seconds) in ms and --count, checked. */
+function topOptions(): [number, number | null] {
+  const interval = Number(values.interval ?? 2)
+  if (!Number.isFinite(interval) || interval < 0.2 || interval > 3600) throw new ForkyardError(codes.CONFIG, `Expected --interval (make top INTERVAL=) to be seconds between 0.2 and 3600, got ${JSON.stringify(values.interval)}`)
+  const count = values.count === undefined ? null : Number(values.count)
+  if (count !== null && (!Number.isInteger(count) || count < 1)) throw new ForkyardError(codes.CONFIG, `Expected --count to be a whole number of frames, 1 or more, got ${JSON.stringify(values.count)}`)
+  return [Math.round(interval * 1000), count]
+}
+
+function topArgs(): string[] {
+  topOptions()
+  return [...(values.interval === undefined ? [] : ['--interval', values.interval]), ...(values.count === undefined ? [] : ['--count', values.count])]
+}
+
 /** up, down, ps, logs, check: `file` is the project's .env, `base` the operator's environment. */
 async function stack(command: string, file: Record<string, string>, base: NodeJS.ProcessEnv, rest: string[]): Promise<void> {
   const seen: NodeJS.ProcessEnv = { ...file, ...base }
-  if (['up', 'down', 'ps', 'restart'].includes(command) && (await dockerStack(command, home, seen, values['env-file'], command === 'ps' && values.json === true ? ['--json'] : rest))) return
+  const dockerArgs = command === 'ps' ? (values.json === true ? ['--json'] : []) : command === 'top' ? topArgs() : rest
+  if (['up', 'down', 'ps', 'top', 'restart'].includes(command) && (await dockerStack(command, home, seen, values['env-file'], dockerArgs))) return
   switch (command) {
     case 'check': {
       stackEnv(home, dir, base, file)
@@ -336,6 +357,12 @@ async function stack(command: string, file: Record<string, string>, base: NodeJS
         process.stdout.write(JSON.stringify(c.status, null, 2) + '\n')
         for (const p of c.problems) process.stderr.write(`forkyard: ${p}\n`)
       } else process.stdout.write(formatTable(c.status) + (c.arbiter === null ? '' : arbiterSummary(c.arbiter)) + c.problems.map((p) => `${p}\n`).join(''))
+      return
+    }
+    case 'top': {
+      const st = stackPaths(home, dir, base, file)
+      const [intervalMs, count] = topOptions()
+      await top(st, { intervalMs, count, tty: process.stdout.isTTY === true, write: (s) => void process.stdout.write(s), supervisord: () => supervisordPid(st.runDir) })
       return
     }
     case 'logs': {

@@ -307,6 +307,14 @@ export async function dockerStack(command: string, home: string, env: NodeJS.Pro
       if (r.status !== 0) process.exit(r.status ?? exitCodes.failure)
       return true
     }
+    case 'top': {
+      const id = containerId(p, true)
+      if (id === null) return false
+      const tty = process.stdout.isTTY === true ? ['-t'] : []
+      const r = spawnSync('docker', ['exec', ...tty, '-u', p.user, id, 'env', 'FORKYARD_DOCKER=0', 'node', '/app/dist/bin/forkyard.js', 'top', ...args], { env: p.env, stdio: 'inherit' })
+      process.exit(r.status ?? exitCodes.failure)
+      return true
+    }
     case 'restart': {
       const id = containerId(p, true)
       if (id === null) return false

@@ -43,6 +43,19 @@ test('forkyard ps: every process with CPU time and RSS; kill -9 of a worker and 
   for (const name of names) assert.match(table.stdout, new RegExp(`^${name}\\s+\\d+\\s`, 'm'), table.stdout)
   assert.match(table.stdout, /2\/2 workers ready/)
 
+  // forkyard top: the same table redrawn, with totals; piped, one frame after another.
+  const frames = s.cli('top', '--count', '2', '--interval', '0.5')
+  assert.equal(frames.status, 0, frames.stdout + frames.stderr)
+  assert.equal(frames.stdout.match(/^forkyard top: .*, every 0\.5s$/gm)?.length, 2, frames.stdout)
+  const total = [...frames.stdout.matchAll(/^total: (\d+) processes, CPU [\d.]+%, memory ([\d.]+)M$/gm)]
+  assert.equal(total.length, 2, frames.stdout)
+  assert.equal(Number(total[0]![1]), doc.processes.length, frames.stdout)
+  assert.ok(Number(total[0]![2]) > 50, `expected the stack to use more than 50M, got ${total[0]![2]}`)
+  for (const name of names) assert.equal(frames.stdout.match(new RegExp(`^${name}\\s+\\d+\\s`, 'gm'))?.length, 2, frames.stdout)
+  const bad = s.cli('top', '--interval', '0')
+  assert.equal(bad.status, 2, bad.stdout + bad.stderr)
+  assert.match(bad.stderr, /Expected --interval .* got "0"/)
+
   // kill -9 of a worker: its slot counts a crash, SIGKILL.
   const w1 = row(doc, 'server/w1').pid!
   process.kill(w1, 'SIGKILL')
