@@ -54,7 +54,8 @@ Commands:
                        (default: FORKYARD_APP)
                        (--reload: development, workers reload on source changes, pretty logs)
   status [--json]      the running server's workers (requests, heartbeat, restarts, last exit)
-                       and jobs process; --json: the arbiter's document, restart counters included
+                       and jobs process; --json: the arbiter's document, restart counters included;
+                       under forkyard up also every process of the stack (as ps; "processes")
   reload               rolling reload (same as kill -HUP <arbiter pid>)
   stop                 graceful stop (same as kill -TERM <arbiter pid>)
   scale N              run N workers from now on (TTIN/TTOU until there; until the next start:
@@ -174,8 +175,12 @@ async function main(): Promise<void> {
     }
     case 'status': {
       const s = (await control('status')) as ArbiterStatus
-      if (values.json === true) process.stdout.write(JSON.stringify(s, null, 2) + '\n')
-      else process.stdout.write(formatWorkers(s))
+      // Under `forkyard up`, every process of the stack too (as `forkyard ps`), like `pm2 status`.
+      const st = stackPaths(home, dir, baseEnv, readProjectEnv(dir, values['env-file']))
+      const sup = supervisordPid(st.runDir)
+      const c = sup === null ? null : await collectStack(st, sup)
+      if (values.json === true) process.stdout.write(JSON.stringify(c === null ? s : { ...s, processes: c.status.processes }, null, 2) + '\n')
+      else process.stdout.write((c === null ? '' : formatTable(c.status) + '\n') + formatWorkers(s))
       return
     }
     case 'reload': {

@@ -43,6 +43,16 @@ test('forkyard ps: every process with CPU time and RSS; kill -9 of a worker and 
   for (const name of names) assert.match(table.stdout, new RegExp(`^${name}\\s+\\d+\\s`, 'm'), table.stdout)
   assert.match(table.stdout, /2\/2 workers ready/)
 
+  // forkyard status under the stack: the arbiter's document plus every process, like pm2 status.
+  const full = JSON.parse(s.cli('status', '--json').stdout) as ArbiterStatus & Partial<StackStatus>
+  assert.equal(full.expectedWorkers, 2)
+  for (const name of names) {
+    const p = full.processes?.find((x) => x.name === name)
+    assert.ok(p !== undefined && p.cpuMs !== null && p.cpuMs > 0 && p.rssBytes !== null && p.rssBytes > 0, `expected forkyard status --json to list ${name} with CPU time and RSS, got ${JSON.stringify(p)}`)
+  }
+  const statusTable = s.cli('status')
+  assert.match(statusTable.stdout, /^NAME\s+PID\s+STATE[\s\S]*^WORKER\s+PID\s+GEN/m, statusTable.stdout)
+
   // forkyard top: the same table redrawn, with totals; piped, one frame after another.
   const frames = s.cli('top', '--count', '2', '--interval', '0.5')
   assert.equal(frames.status, 0, frames.stdout + frames.stderr)
