@@ -10,7 +10,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import type { BlockList } from 'node:net'
+import type { BlockList, Socket } from 'node:net'
 import { REQUEST_ID } from '../bridge/wire.js'
 import { isTrusted } from '../config/trust.js'
 
@@ -41,13 +41,26 @@ export function parseTraceparent(value: string | undefined): { traceId: string; 
   return { traceId: m[1]!, parentSpanId: m[2]!, flags: m[3]! }
 }
 
+/** Per connection, for the trust list it was checked against: keep-alive requests reuse the answer. */
+const peers = new WeakMap<Socket, { list: BlockList; trusted: boolean }>()
+
+/** Whether the peer of this connection is trusted (BlockList.check allocates: once a connection). */
+function trustedPeer(list: BlockList, socket: Socket | undefined | null): boolean {
+  if (socket === undefined || socket === null) return true
+  const known = peers.get(socket)
+  if (known !== undefined && known.list === list) return known.trusted
+  const trusted = isTrusted(list, socket.remoteAddress)
+  peers.set(socket, { list, trusted })
+  return trusted
+}
+
 /**
  * The request's id, trusting the peer's headers only when `trust` allows. From an untrusted peer
  * the trace headers are removed, so that traceContext() starts a new trace. Nothing else is done
  * per request: the trace context is made only when the app asks for it.
  */
 export function requestIdOf(req: IncomingMessage, trust: BlockList | null = null): string {
-  const trusted = trust === null || isTrusted(trust, req.socket?.remoteAddress)
+  const trusted = trust === null || trustedPeer(trust, req.socket)
   const given = req.headers['x-request-id']
   if (!trusted && (req.headers.traceparent !== undefined || req.headers.tracestate !== undefined)) {
     delete req.headers.traceparent

@@ -48,3 +48,14 @@ test('requestIdOf keeps a trusted peer\'s id and trace, replaces an untrusted on
   const bad = fakeReq('10.0.0.1', { 'x-request-id': 'spaces are not allowed' })
   assert.notEqual(requestIdOf(bad, trust), 'spaces are not allowed')
 })
+
+test('requestIdOf: a keep-alive connection is checked once per trust list; a new list (a .env edit) checks again', () => {
+  const socket = { remoteAddress: '10.0.0.1' }
+  const req = (): IncomingMessage => ({ headers: { 'x-request-id': 'lb-2' }, socket }) as unknown as IncomingMessage
+  const trusting = blockListOf(trustedAddresses('X', '10.0.0.0/8'))
+  assert.equal(requestIdOf(req(), trusting), 'lb-2')
+  assert.equal(requestIdOf(req(), trusting), 'lb-2', 'the same connection, still trusted')
+  const other = blockListOf(trustedAddresses('X', '127.0.0.1'))
+  assert.notEqual(requestIdOf(req(), other), 'lb-2', 'the new list no longer trusts this peer')
+  assert.equal(requestIdOf(req(), trusting), 'lb-2')
+})
