@@ -70,8 +70,10 @@ function chart(d: PanelData, page: Page, w: number, h: number): string {
   const yt = niceTicks(lo, hi, Math.max(2, Math.round(h / 40)), unit)
   lo = Math.min(lo, yt[0]!)
   hi = Math.max(hi, yt[yt.length - 1]!)
-  const dec = tickDecimals(yt)
-  const labels = yt.map((t) => formatValue(t, unit, dec))
+  // Enough decimals to tell the labels apart once scaled (1.5 K, not 2 K twice).
+  let dec = tickDecimals(yt)
+  let labels = yt.map((t) => formatValue(t, unit, dec))
+  while (dec < 3 && new Set(labels).size < labels.length) labels = yt.map((t) => formatValue(t, unit, ++dec))
   const left = Math.max(...labels.map((l) => l.length)) * 6.4 + 10
   const bottom = 20
   const pw = w - left - 8

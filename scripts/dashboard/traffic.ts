@@ -128,7 +128,8 @@ export async function driveTraffic(o: TrafficOptions): Promise<TrafficSummary> {
   let reloading: Promise<void> | null = null
   let nextPipeline = 2
   let nextChurn = 10
-  let staleDone = false
+  let staleAt = Infinity
+  let nextRush = 7
   let carry = 0
   let peak = 0
   // A tick every 100 ms starts the requests due by then (bounded: at most 64 in flight).
@@ -156,12 +157,19 @@ export async function driveTraffic(o: TrafficOptions): Promise<TrafficSummary> {
         await sleep(300)
         open(pos?.offset !== null && pos?.offset !== undefined && pos.epoch !== null ? { offset: pos.offset, epoch: pos.epoch } : undefined)
       }
-      if (!staleDone && t > o.seconds / 2) {
-        // A client that saved its position in another epoch (before a bridge lost its history): not recovered.
-        staleDone = true
-        open({ offset: 1, epoch: 'an-older-epoch' })
-        event('a client resumed from an unknown epoch (not recovered)')
-      }
+      // Between two of those (its own peak in the resumes panel), once past the middle: a client
+      // that saved its position in another epoch (before a bridge lost its history), not recovered.
+      if (staleAt === Infinity && t > o.seconds / 2) staleAt = t + 6
+    }
+    if (t >= staleAt) {
+      staleAt = -1
+      open({ offset: 1, epoch: 'an-older-epoch' })
+      event('a client resumed from an unknown epoch (not recovered)')
+    }
+    if (t >= nextRush) {
+      // Many users at once (a page shared in a chat): 30 requests together, a few in flight at the heartbeat.
+      nextRush += 15
+      for (let i = 0; i < 30; i++) void send('GET', '/api/pipelines')
     }
     if (o.controlSocket !== null && !killed && t >= killAt) {
       killed = true
