@@ -87,6 +87,8 @@ function chart(d: PanelData, page: Page, w: number, h: number): string {
   })
   for (const t of timeTicks(page.start, page.end, Math.max(3, Math.floor(pw / 90)))) {
     parts.push(`<line x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="6" y2="${6 + ph}" class="grid"/>`)
+    // A label that would be cut by the panel's edge is left out (its grid line stays).
+    if (x(t) + 24 > w) continue
     parts.push(`<text x="${x(t).toFixed(1)}" y="${h - 5}" text-anchor="middle">${clock(t)}</text>`)
   }
   d.series.forEach((s, i) => {

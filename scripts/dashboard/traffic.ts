@@ -128,7 +128,8 @@ export async function driveTraffic(o: TrafficOptions): Promise<TrafficSummary> {
   let reloading: Promise<void> | null = null
   let nextPipeline = 2
   let nextChurn = 10
-  let staleAt = Infinity
+  let staleAt: number | null = null
+  let staleDone = false
   let nextRush = 7
   let carry = 0
   let peak = 0
@@ -159,10 +160,10 @@ export async function driveTraffic(o: TrafficOptions): Promise<TrafficSummary> {
       }
       // Between two of those (its own peak in the resumes panel), once past the middle: a client
       // that saved its position in another epoch (before a bridge lost its history), not recovered.
-      if (staleAt === Infinity && t > o.seconds / 2) staleAt = t + 6
+      if (staleAt === null && t > o.seconds / 2) staleAt = t + 6
     }
-    if (t >= staleAt) {
-      staleAt = -1
+    if (staleAt !== null && !staleDone && t >= staleAt) {
+      staleDone = true
       open({ offset: 1, epoch: 'an-older-epoch' })
       event('a client resumed from an unknown epoch (not recovered)')
     }
@@ -191,6 +192,7 @@ export async function driveTraffic(o: TrafficOptions): Promise<TrafficSummary> {
         (err: unknown) => event(`reload failed: ${(err as Error).message}`),
       )
     }
+    peak = Math.max(peak, inflight)
     await sleep(100)
   }
   event(`load stopped (${s.requests} requests, at most ${peak} in flight); waiting for the last answers`)
