@@ -19,10 +19,11 @@ APP         ?= example/app.mjs
 DEV_PORT    ?= 8000
 DURATION    ?= 10
 CONNECTIONS ?= 64
+DASHBOARD_SECONDS ?= 90
 UNIT_TESTS        := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-http bench-push bench-cross-host serve dev clean up down logs reload status restart scale startup top
+.PHONY: help build settings-table test-deps lint typecheck test test-unit test-integration test-container bench bench-http bench-push bench-cross-host serve dev clean up down logs reload status restart scale startup top dashboard-screenshot
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -109,6 +110,9 @@ status: $(BUILT) ## every process: pid, state, CPU, memory, restarts, last exit
 
 top: $(BUILT) ## make status, redrawn every 2 s with the stack's totals (like pm2 monit); INTERVAL=5
 	$(FORKYARD) top $(if $(INTERVAL),--interval $(INTERVAL))
+
+dashboard-screenshot: $(DEPS) ## docs/grafana-dashboard.png: the dashboard's queries, by a Prometheus of its own, on the running stack under load (DASHBOARD_SECONDS=90)
+	$(NODE) --import tsx scripts/dashboard-screenshot.ts --seconds $(DASHBOARD_SECONDS)
 
 clean: ## remove build output (node_modules stays)
 	rm -rf dist coverage
