@@ -2,6 +2,11 @@
  * The arbiter (primary): starts N workers, watches their heartbeats, respawns crashed ones with
  * backoff, recycles them one at a time, rolling-reloads them on SIGHUP (a new worker must be
  * ready before an old one drains) and stops them gracefully. It never imports the app.
+ *
+ * This file holds the worker pool (spawn, messages, exits, respawn with backoff, the count) and
+ * the start, settings changes and stop; the reload and recycle are in rollout.ts, the status
+ * document and probes in status.ts, what signals and control commands do in commands.ts, and the
+ * jobs process in jobs-child.ts.
  */
 import { mkdirSync } from 'node:fs'
 import type { Server } from 'node:net'
@@ -10,76 +15,49 @@ import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.js'
 import { ForkyardError, codes, exitCodes } from '../errors.js'
 import type { LineOutput } from '../log/rotating-file.js'
-import { isWorkerMessage, type ArbiterMessage, type ChildLaunch, type WorkerMessage } from './ipc.js'
+import { isWorkerMessage, type WorkerMessage } from './ipc.js'
 import { JobsChild } from './jobs-child.js'
-import { WorkerHandle, type BootResult, type WorkerStatus } from './worker-handle.js'
-import { Health } from './health.js'
+import { WorkerHandle, type WorkerStatus } from './worker-handle.js'
+import type { Health } from './health.js'
 import { HEALTH_SOCKET, listenHealth } from './health-http.js'
 import type { Server as HttpServer } from 'node:http'
-import { loadPushConfig } from '../config/messaging.js'
-import { definedEnv } from '../config/env-file.js'
 import { prepareBinds } from './binds.js'
 import { publishSockets } from './handover.js'
-import { listenControl, type ArbiterStatus, type ControlCommand } from './control.js'
+import { listenControl, type ArbiterStatus } from './control.js'
+import { arbiterSignals, controlCommand } from './commands.js'
 import { backoffMs } from './exits.js'
 import { RestartLedger } from './restarts.js'
-import { Scrape } from './scrape.js'
+import { Rollout } from './rollout.js'
+import { ArbiterSettings, type SettingsOptions } from './settings.js'
+import type { Scrape } from './scrape.js'
+import { arbiterProbes, arbiterStatus, liveness } from './status.js'
 import { cpuCount } from '../config/cpus.js'
-import { loadConfig, type ConfigOverrides } from '../config/load.js'
-import { loadStackConfig, nginxListen } from '../config/stack.js'
-import { loadLogConfig } from '../config/logging.js'
 import type { ConfigChange, EnvWatcher } from '../config/watch.js'
 import { removePidfile, writePidfile } from '../process/pidfile.js'
 import type { SignalHandlers } from '../process/shell.js'
 
 export type { ArbiterStatus, WorkerStatus }
 
-export interface ArbiterOptions {
-  config: Readonly<ServerConfig>
-  /** Watches .env: valid changes are applied live or by a rolling reload. */
-  watcher?: EnvWatcher | null
-  /** Settings given in code or flags: they keep winning over .env after a change. */
-  overrides?: ConfigOverrides
-  configVersion?: string
-  /** The environment serve() was given (settings when no .env is watched; the children's base). */
-  env?: NodeJS.ProcessEnv
-  app: string
-  /** The app came from FORKYARD_APP (not a command-line argument): a change of it reloads onto the new module. */
-  appFromSettings?: boolean
+/** The settings in force at start (settings.ts), the worker count and where logs go. */
+export interface ArbiterOptions extends SettingsOptions {
   workers: number
   log: Logger
   output: LineOutput
-  /** Behind the kit's nginx (under its supervisord), which writes the access log: auto means off. */
-  proxied?: boolean
-}
-
-/** FORKYARD_ACCESS_LOG=auto decided: the workers log requests unless the kit's nginx does. */
-function resolveAccessLog(config: Readonly<ServerConfig>, proxied: boolean): Readonly<ServerConfig> {
-  return config.accessLog !== 'auto' ? config : Object.freeze({ ...config, accessLog: !proxied })
 }
 
 export class Arbiter {
-  private config: Readonly<ServerConfig>
-  private readonly proxied: boolean
+  /** The configuration, app and settings version in force (settings.ts). */
+  private readonly settings: ArbiterSettings
   private readonly watcher: EnvWatcher | null
-  private readonly overrides: ConfigOverrides
   private readonly log: Logger
   private readonly output: LineOutput
-  private app: string
-  private readonly env: NodeJS.ProcessEnv
-  private readonly appFromSettings: boolean
   private readonly workers = new Map<number, WorkerHandle>()
   private target: number
-  private generation = 1
-  /** Extra workers allowed while a replacement boots (reload, recycle). */
-  private surge = 0
+  /** The generation, the reloads and recycles (rollout.ts). */
+  private readonly rollout: Rollout
   private crashStreak = 0
   private respawnTimer: NodeJS.Timeout | null = null
   private respawnAt = 0
-  private reloading: Promise<boolean> | null = null
-  private reloadQueued = false
-  private recycleQueue: number[] = []
-  private recycling = false
   private stopping = false
   /** True while the first generation boots: a failure then stops the server, no respawn. */
   private starting = false
@@ -91,9 +69,6 @@ export class Arbiter {
   private cleanExits = true
   /** The one jobs process (tasks and singletons), when FORKYARD_JOBS is on. */
   private readonly jobs: JobsChild
-  private configVersion: string
-  /** When the version in force changed (readiness gives the processes a moment to follow). */
-  private configSince = Date.now()
   private readonly health: Health
   /** Worker restarts by cause and slot (restarts.ts). */
   private readonly restarts = new RestartLedger()
@@ -101,53 +76,48 @@ export class Arbiter {
   private readonly scrape: Scrape
 
   constructor(options: ArbiterOptions) {
-    this.proxied = options.proxied ?? false
-    this.config = resolveAccessLog(options.config, this.proxied)
     this.watcher = options.watcher ?? null
-    this.overrides = options.overrides ?? {}
+    this.settings = new ArbiterSettings(options)
     this.log = options.log
     this.output = options.output
-    this.app = options.app
-    this.env = options.env ?? process.env
-    this.appFromSettings = options.appFromSettings ?? false
     this.target = options.workers
-    this.configVersion = options.configVersion ?? ''
     this.jobs = new JobsChild({
       log: this.log,
       output: this.output,
-      env: this.env,
-      launch: () => this.launch(),
+      env: options.env ?? process.env,
+      launch: () => this.settings.launch(),
       onExit: () => this.onChildGone(),
     })
-    this.health = new Health({
-      config: () => this.config,
-      pushBind: () => loadPushConfig(this.settingsEnv()).bind,
-      supervisorSocket: join(this.config.runDir, 'supervisor.sock'),
-      workers: () => {
-        const st = this.status()
-        // Ready and heartbeating: a worker whose event loop is stuck is not counted.
-        return { expected: st.expectedWorkers, ready: this.live(st).readyWorkers, generation: st.generation, reloading: st.reloading, versions: st.workers.filter((w) => w.state !== 'draining').map((w) => w.configVersion) }
+    this.rollout = new Rollout({
+      log: this.log,
+      workers: this.workers,
+      stopping: () => this.stopping,
+      target: () => this.target,
+      spawn: (generation, reason, slot) => this.spawn(generation, reason, slot),
+      reloaded: () => {
+        // The jobs process loads the app too: it gets the new code once running tasks are done.
+        this.jobs.restart()
+        // More workers wanted than there were: start them now, in the new generation.
+        this.manage()
       },
-      jobs: () => this.jobs.health(),
-      version: () => ({ version: this.configVersion, since: this.configSince }),
     })
-    this.scrape = new Scrape({
+    const probes = arbiterProbes({
+      config: () => this.config,
+      settingsEnv: () => this.settings.settingsEnv(),
       status: () => this.status(),
-      readyWorkers: () => this.live().readyWorkers,
       handles: () => this.workers.values(),
-      jobsReport: () => this.jobs.health()?.report ?? null,
-      // Behind the kit's nginx (under supervisord) the push process and nginx are part of the deployment.
-      pushBind: () => (this.proxied || this.config.readyChecks.includes('push') ? loadPushConfig(this.settingsEnv()).bind : null),
-      nginxListen: () => (this.proxied ? nginxListen(this.settingsEnv()) : null),
+      jobs: this.jobs,
+      version: () => ({ version: this.settings.version, since: this.settings.since }),
+      proxied: options.proxied ?? false,
     })
+    this.health = probes.health
+    this.scrape = probes.scrape
     WorkerHandle.setupPrimary(this.config.scheduling)
   }
 
-  /** For /healthz: a worker ready with a heartbeat younger than FORKYARD_TIMEOUT (3 s at most). */
-  private live(st: ArbiterStatus = this.status()): { ok: boolean; readyWorkers: number; expectedWorkers: number } {
-    const freshMs = Math.min(this.config.timeoutMs, 3000)
-    const ready = st.workers.filter((w) => w.state === 'ready' && w.lastHeartbeatMsAgo < freshMs).length
-    return { ok: ready > 0, readyWorkers: ready, expectedWorkers: st.expectedWorkers }
+  /** The server configuration in force (a change replaces it whole). */
+  private get config(): Readonly<ServerConfig> {
+    return this.settings.config
   }
 
   /** Boots the first generation; rejects (after stopping everything) if any worker fails to boot. */
@@ -157,15 +127,15 @@ export class Arbiter {
     for (const path of await prepareBinds(this.config.bind)) {
       this.log.warn({ path }, 'the socket still answers (workers of an arbiter that died): they keep serving until this arbiter takes it over')
     }
-    this.control = await listenControl(join(this.config.runDir, 'arbiter.sock'), (cmd) => this.onControl(cmd))
-    this.healthHttp = await listenHealth(join(this.config.runDir, HEALTH_SOCKET), { live: () => this.live(), readiness: () => this.health.report(), metrics: this.scrape })
+    this.control = await listenControl(join(this.config.runDir, 'arbiter.sock'), (cmd) => controlCommand(this, cmd))
+    this.healthHttp = await listenHealth(join(this.config.runDir, HEALTH_SOCKET), { live: () => liveness(this.status(), this.config.timeoutMs), readiness: () => this.health.report(), metrics: this.scrape })
     this.ticker = setInterval(() => this.tick(), 100)
     if (this.watcher !== null) {
       this.watcher.on('change', (c) => this.onConfigChange(c))
       this.watcher.start()
     }
     this.starting = true
-    const booting = Array.from({ length: this.target }, () => this.spawn(this.generation, 'start'))
+    const booting = Array.from({ length: this.target }, () => this.spawn(this.rollout.generation, 'start'))
     // The first failure decides: no respawn loop over an app that cannot boot.
     const failed = await WorkerHandle.firstFailure(booting)
     this.starting = false
@@ -175,45 +145,15 @@ export class Arbiter {
       throw new ForkyardError(codes.BOOT_FAILED, `A worker failed to boot: ${failed.error.message}`, { cause: failed.error })
     }
     this.jobs.start()
-    this.log.info({ workers: this.target, generation: this.generation, bind: this.config.bind.map((b) => b.text) }, 'all workers ready')
+    this.log.info({ workers: this.target, generation: this.rollout.generation, bind: this.config.bind.map((b) => b.text) }, 'all workers ready')
   }
 
   /**
-   * What each signal does to the arbiter (the process shell queues them and runs these from one
-   * loop). `stopped` gets the exit code once a stop is complete.
+   * What each signal does to the arbiter (commands.ts; the process shell queues them and runs
+   * these from one loop). `stopped` gets the exit code once a stop is complete.
    */
   signalHandlers(stopped: (code: number) => void): SignalHandlers {
-    return {
-      // SIGHUP: re-read .env, then a rolling reload, loading the app's code afresh.
-      SIGHUP: () => {
-        this.watcher?.check('SIGHUP')
-        void this.reload()
-      },
-      // SIGTERM: graceful stop (drain every worker, stop the jobs process), then exit.
-      SIGTERM: () => void this.close().then(stopped),
-      // SIGINT (Ctrl-C): the same graceful stop.
-      SIGINT: () => void this.close().then(stopped),
-      // SIGTTIN: one more worker.
-      SIGTTIN: () => void this.increment(),
-      // SIGTTOU: one worker fewer (never below one).
-      SIGTTOU: () => void this.decrement(),
-    }
-  }
-
-  private async onControl(cmd: ControlCommand): Promise<unknown> {
-    switch (cmd) {
-      case 'status':
-        return this.status()
-      case 'reload':
-        return { reloaded: await this.reload() }
-      case 'ttin':
-        return { expectedWorkers: this.increment() }
-      case 'ttou':
-        return { expectedWorkers: this.decrement() }
-      case 'stop':
-        setImmediate(() => process.kill(process.pid, 'SIGTERM'))
-        return { stopping: true }
-    }
+    return arbiterSignals(this, this.watcher, stopped)
   }
 
   /**
@@ -223,17 +163,7 @@ export class Arbiter {
    */
   private onConfigChange(change: ConfigChange): void {
     const { next, changed, restart } = change
-    this.config = resolveAccessLog(loadConfig(next.env, this.overrides), this.proxied)
-    this.configVersion = next.version
-    this.configSince = Date.now()
-    this.log.level = this.config.logLevel
-    const logs = loadLogConfig(next.env)
-    this.output.setLimits?.(logs.maxBytes, logs.keep)
-    if (this.appFromSettings && changed.includes('FORKYARD_APP')) {
-      this.app = loadStackConfig(next.env).app
-      this.log.info({ app: this.app }, 'FORKYARD_APP changed: the next generation serves the new module')
-    }
-    const msg: ArbiterMessage = { t: 'config', version: next.version, env: next.env, server: this.config, app: next.app, changed }
+    const msg = this.settings.apply(change, this.log, this.output)
     // An exiting worker can no longer be told: its replacement starts with the new settings.
     for (const t of this.workers.values()) t.send(msg)
     // The jobs process runs the app's tasks and singletons: config.get() there follows too.
@@ -245,32 +175,17 @@ export class Arbiter {
     }
   }
 
-  /** What a new child (worker, jobs process) starts with: the settings in force and the app. */
-  private launch(): ChildLaunch {
-    return { config: this.config, app: this.app, configVersion: this.configVersion, appConfig: this.watcher?.current.app ?? {}, settings: this.settingsEnv() }
-  }
-
-  /** The settings environment in force: the watched snapshot, or the environment serve() was given. */
-  private settingsEnv(): Record<string, string> {
-    return this.watcher?.current.env ?? definedEnv(this.env)
-  }
-
   status(): ArbiterStatus {
-    const now = Date.now()
-    const workers = [...this.workers.values()].map((t) => t.status(now, this.restarts.slot(t.slot)))
-    return {
-      pid: process.pid,
-      generation: this.generation,
+    return arbiterStatus({
+      generation: this.rollout.generation,
       expectedWorkers: this.target,
-      readyWorkers: workers.filter((w) => w.state === 'ready').length,
-      reloading: this.reloading !== null,
-      bind: this.config.bind.map((b) => b.text),
-      configVersion: this.configVersion,
-      jobsPid: this.jobs.pid,
-      workers,
-      restarts: this.restarts.totals(),
-      jobs: this.jobs.summary(),
-    }
+      reloading: this.rollout.reloading !== null,
+      config: this.config,
+      configVersion: this.settings.version,
+      workers: this.workers.values(),
+      restarts: this.restarts,
+      jobs: this.jobs,
+    })
   }
 
   increment(): number {
@@ -293,103 +208,14 @@ export class Arbiter {
     return this.target
   }
 
-  /**
-   * Rolling reload: for each current worker, boot a new one (a fresh process imports the app
-   * anew) and only once it is ready drain the old one. A new worker that fails to boot stops the
-   * reload; the workers not yet replaced keep serving. Resolves true when every worker was replaced.
-   */
+  /** Rolling reload (rollout.ts): resolves true when every worker was replaced. */
   reload(): Promise<boolean> {
-    if (this.stopping) return Promise.resolve(false)
-    if (this.reloading !== null) {
-      this.reloadQueued = true
-      return this.reloading
-    }
-    this.reloading = (async () => {
-      let ok = true
-      do {
-        this.reloadQueued = false
-        ok = await this.reloadOnce()
-      } while (ok && this.reloadQueued && !this.stopping)
-      this.reloading = null
-      return ok
-    })()
-    return this.reloading
-  }
-
-  private async reloadOnce(): Promise<boolean> {
-    const next = this.generation + 1
-    const olds = [...this.workers.values()].filter((t) => t.state !== 'draining' && t.generation < next)
-    this.log.info({ generation: next, workers: olds.length }, 'reload: starting a new generation')
-    let replaced = 0
-    for (const old of olds) {
-      if (this.stopping) return false
-      if (!this.workers.has(old.id) || old.state === 'draining') continue
-      // Fewer workers wanted (FORKYARD_WORKERS lowered): the surplus old ones just drain.
-      if (replaced >= this.target) {
-        old.drain('fewer workers', false)
-        continue
-      }
-      const result = await this.replace(old, next, 'reload')
-      if (!result.ok) {
-        this.log.error(
-          { err: result.error, generation: next, replaced, keptOld: olds.length - replaced },
-          'reload aborted: a new worker failed to boot; the previous generation keeps serving',
-        )
-        return false
-      }
-      replaced++
-    }
-    this.generation = next
-    this.log.info({ generation: next, replaced }, 'reload complete')
-    // The jobs process loads the app too: it gets the new code once running tasks are done.
-    this.jobs.restart()
-    // More workers wanted than there were: start them now, in the new generation.
-    this.manage()
-    return true
-  }
-
-  /** Boots a replacement for `old`; drains `old` only once the replacement is ready. */
-  private async replace(old: WorkerHandle, generation: number, reason: string): Promise<BootResult> {
-    this.surge++
-    try {
-      const fresh = this.spawn(generation, reason, old.slot)
-      const result = await fresh.booted
-      if (result.ok && this.workers.has(old.id)) old.drain(reason, false)
-      return result
-    } finally {
-      this.surge--
-    }
-  }
-
-  private async processRecycles(): Promise<void> {
-    if (this.recycling) return
-    this.recycling = true
-    try {
-      for (let id = this.recycleQueue.shift(); id !== undefined; id = this.recycleQueue.shift()) {
-        // A reload replaces every worker anyway: wait for it rather than double the surge.
-        if (this.reloading !== null) await this.reloading
-        const old = this.workers.get(id)
-        if (this.stopping || old === undefined || old.state !== 'ready') continue
-        const result = await this.replace(old, this.generation, 'recycle')
-        if (!result.ok) {
-          this.log.error({ err: result.error, worker: id }, 'recycle: the replacement failed to boot; the old worker keeps serving')
-          setTimeout(() => this.queueRecycle(id), 5000).unref()
-        }
-      }
-    } finally {
-      this.recycling = false
-    }
-  }
-
-  private queueRecycle(id: number): void {
-    if (this.recycleQueue.includes(id)) return
-    this.recycleQueue.push(id)
-    void this.processRecycles()
+    return this.rollout.reload()
   }
 
   private spawn(generation: number, reason: string, slot?: number): WorkerHandle {
     const held = [...this.workers.values()].filter((w) => w.state !== 'draining').map((w) => w.slot)
-    const t = WorkerHandle.fork({ ...this.launch(), generation }, this.output, this.log)
+    const t = WorkerHandle.fork({ ...this.settings.launch(), generation }, this.output, this.log)
     t.slot = slot ?? RestartLedger.freeSlot(held)
     this.workers.set(t.id, t)
     t.cw.on('message', (m: unknown) => {
@@ -424,7 +250,7 @@ export class Arbiter {
       case 'recycle':
         this.log.info({ worker: t.id, workerPid: t.pid, reason: m.reason, value: m.value, limit: m.limit }, 'worker asks to be recycled')
         t.recycleReason = m.reason
-        this.queueRecycle(t.id)
+        this.rollout.queueRecycle(t.id)
         break
     }
   }
@@ -469,11 +295,11 @@ export class Arbiter {
         }
         return
       }
-      for (let i = active.length; i < this.target; i++) this.spawn(this.generation, 'respawn')
+      for (let i = active.length; i < this.target; i++) this.spawn(this.rollout.generation, 'respawn')
       return
     }
     // A running reload replaces and trims the old generation itself.
-    const extra = this.reloading !== null ? 0 : active.length - (this.target + this.surge)
+    const extra = this.rollout.reloading !== null ? 0 : active.length - (this.target + this.rollout.surge)
     if (extra > 0) {
       // Remove booting workers first, then the oldest.
       const order = active.sort((a, b) => (a.state === 'booting' ? -1 : 0) - (b.state === 'booting' ? -1 : 0) || a.id - b.id)
