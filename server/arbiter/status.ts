@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path'
 import type { ServerConfig } from '../config/schema.js'
-import { loadPushConfig } from '../config/messaging.js'
+import { loadPublisherConfig, loadPushConfig } from '../config/messaging.js'
 import { nginxListen } from '../config/stack.js'
 import type { ArbiterStatus } from './control.js'
 import { Health } from './health.js'
@@ -88,6 +88,7 @@ export function arbiterProbes(s: ProbeSources): { health: Health; scrape: Scrape
     handles: s.handles,
     jobsReport: () => s.jobs.health()?.report ?? null,
     pushBind: () => (s.proxied || s.config().readyChecks.includes('push') ? loadPushConfig(s.settingsEnv()).bind : null),
+    bridgeDir: () => (s.proxied || s.config().readyChecks.includes('push') ? loadPublisherConfig(s.settingsEnv()).dir : null),
     nginxListen: () => (s.proxied ? nginxListen(s.settingsEnv()) : null),
   })
   return { health, scrape }

@@ -41,6 +41,8 @@ export interface ScrapeInput {
   jobs: { status: JobsStatus | null; report: JobsReport | null }
   /** null: not asked (no push process in this deployment) or did not answer (then up is 0). */
   push: PushMetrics | null
+  /** The bridge's stats, asked directly; null: not asked or did not answer. */
+  bridge: Record<string, unknown> | null
   nginx: StubStatus | null
   up: Partial<Record<Process, boolean>>
 }
@@ -58,7 +60,7 @@ function histogram(h: HistogramCounts, labels: Labels, name: string): Sample[] {
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0)
 const pushCounter = (key: string) => (s: ScrapeInput): Sample[] => (s.push === null ? [] : [{ value: num(s.push.counters[key]) }])
-const bridgeValue = (key: string) => (s: ScrapeInput): Sample[] => (s.push === null || !s.up.bridge ? [] : [{ value: num(s.push.bridge[key]) }])
+const bridgeValue = (key: string) => (s: ScrapeInput): Sample[] => (s.bridge === null ? [] : [{ value: num(s.bridge[key]) }])
 const perWorker = (pick: (m: WorkerMetrics) => number) => (s: ScrapeInput): Sample[] =>
   s.workers.flatMap((w) => (w.metrics === null ? [] : [{ labels: { worker: w.slot }, value: pick(w.metrics) }]))
 
@@ -121,12 +123,12 @@ export const FAMILIES: readonly Family[] = [
   },
   { name: 'forkyard_push_resets_total', type: 'counter', help: 'Channel resets sent to clients (the bridge lost its history: new epoch or gap).', values: (s) => (s.push === null ? [] : [{ value: num(s.push.feed.resets) }]) },
   { name: 'forkyard_push_delivery_lag_seconds', type: 'gauge', help: "Lag of the push process's own heartbeat through the bridge (publish to delivery).", values: (s) => (s.push?.heartbeatLagMs == null ? [] : [{ value: s.push.heartbeatLagMs / 1000 }]) },
-  // The bridge, through the push process.
+  // The bridge, asked directly; its epoch changes as the push process saw them.
   { name: 'forkyard_bridge_publishes_total', type: 'counter', help: 'Publishes the bridge accepted.', values: bridgeValue('accepted') },
   { name: 'forkyard_bridge_dedup_hits_total', type: 'counter', help: 'Publishes the bridge recognised as repeats (idempotent retries).', values: bridgeValue('deduplicated') },
   { name: 'forkyard_bridge_history_messages', type: 'gauge', help: 'Messages the bridge keeps for resumes.', values: bridgeValue('kept') },
   { name: 'forkyard_bridge_channels', type: 'gauge', help: 'Channels the bridge knows.', values: bridgeValue('channels') },
-  { name: 'forkyard_bridge_epoch_changes_total', type: 'counter', help: 'Bridge epoch changes seen by the push process (the history was lost).', values: bridgeValue('epochChanges') },
+  { name: 'forkyard_bridge_epoch_changes_total', type: 'counter', help: 'Bridge epoch changes seen by the push process (the history was lost).', values: (s) => (s.push === null ? [] : [{ value: num(s.push.bridge.epochChanges) }]) },
   // nginx.
   {
     name: 'forkyard_nginx_connections', type: 'gauge', help: "nginx's connections by state (stub_status).",

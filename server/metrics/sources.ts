@@ -1,10 +1,12 @@
 /**
  * What the arbiter asks the other processes at scrape time, each with a bounded timeout: the push
- * process's counters (its loopback GET /metrics, JSON, with the bridge's stats it refreshes every
- * second) and nginx's stub_status. A source that does not answer is reported as
- * forkyard_up{process} 0 in the scrape, never as an error of the whole scrape.
+ * process's counters (its loopback GET /metrics, JSON), the bridge's stats (a `stats` request on
+ * its ZeroMQ socket, as the push process asks), and nginx's stub_status. A source that does not
+ * answer is reported as forkyard_up{process} 0 in the scrape, never as an error of the whole scrape.
  */
 import { request } from 'node:http'
+import { Dealer } from 'zeromq'
+import { bridgeEndpoints } from '../bridge/wire.js'
 
 /** The push process's GET /metrics (push/push-server.ts). */
 export interface PushMetrics {
@@ -72,4 +74,22 @@ export function parseStubStatus(text: string): StubStatus {
 
 export async function fetchNginx(listen: { host: string; port: number }, timeoutMs: number): Promise<StubStatus> {
   return parseStubStatus(await get({ ...listen, path: '/nginx-status' }, timeoutMs))
+}
+
+/**
+ * The bridge's own stats (bridge/bridge.ts `stats()`: accepted, deduplicated, kept, channels,
+ * epoch...), asked on its request socket in `dir`, so that they do not depend on the push process.
+ */
+export async function fetchBridge(dir: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  const sock = new Dealer({ linger: 0, sendTimeout: timeoutMs, receiveTimeout: timeoutMs })
+  try {
+    sock.connect(bridgeEndpoints(dir).in)
+    await sock.send(['stats', 'scrape'])
+    const [kind, , body] = (await sock.receive()).map((f) => f.toString())
+    const stats = kind === 'stats' ? (JSON.parse(body ?? '') as unknown) : null
+    if (typeof stats !== 'object' || stats === null || typeof (stats as { epoch?: unknown }).epoch !== 'string') throw new Error(`Expected the bridge's stats with an epoch, got ${JSON.stringify([kind, body]).slice(0, 200)}`)
+    return stats as Record<string, unknown>
+  } finally {
+    sock.close()
+  }
 }

@@ -3,9 +3,11 @@
  * deployment, served only to FORKYARD_METRICS_ALLOW (a refused address gets 403, and an edit of
  * .env changes who may scrape, live), whose counters move with real events: requests, a task, a worker
  * killed -9 (restarts by cause "crash"), `forkyard reload` (the generation, cause "reload"), a
- * WebSocket client that resumes (push resumes "recovered").
+ * WebSocket client that resumes (push resumes "recovered"); with push stopped, the bridge still
+ * answers for itself.
  */
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { request } from 'node:http'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -118,6 +120,21 @@ test('/metrics through nginx: allowed and refused addresses, counters that move 
   await until('recovered counted', async () => (await value('forkyard_push_resumes_total{result="recovered"}')) === recovered + 1, 10_000, 100)
   assert.ok((await value('forkyard_push_deliveries_total')) >= 2)
   assert.ok((await value('forkyard_bridge_publishes_total')) >= 2)
+
+  // push stopped (supervisorctl stop): push is down, the bridge still up with its own counts.
+  const ctl = (action: string): void => {
+    const r = spawnSync('supervisorctl', ['-c', join(s.runDir, 'supervisorctl.conf'), action, 'push'], { env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8', timeout: 60_000 })
+    assert.equal(r.status, 0, `supervisorctl ${action} push: ${r.stdout}${r.stderr}`)
+  }
+  const publishes = await value('forkyard_bridge_publishes_total')
+  ctl('stop')
+  const withoutPush = (await scrape(s.port)).text
+  assert.equal(sample(withoutPush, 'forkyard_up{process="push"}'), 0)
+  assert.equal(sample(withoutPush, 'forkyard_up{process="bridge"}'), 1, 'the bridge answers the scrape itself')
+  // push publishes its own heartbeat through the bridge every second until it stops: at least as many as before.
+  assert.ok((sample(withoutPush, 'forkyard_bridge_publishes_total') ?? -1) >= publishes, `expected the bridge's publishes (at least ${publishes}) with push stopped:\n${withoutPush}`)
+  ctl('start')
+  await until('push back in the scrape', async () => sample((await scrape(s.port)).text, 'forkyard_up{process="push"}') === 1, 20_000, 200)
 
   // An edit of .env changes who may scrape, live: 127.0.0.1 refused, 127.0.0.2 allowed.
   const envFile = join(s.projectDir, '.env')

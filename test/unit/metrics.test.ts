@@ -81,7 +81,8 @@ function input(over: Partial<ScrapeInput> = {}): ScrapeInput {
     reloading: false,
     restarts,
     jobs: { status: null, report: { version: 'v', singletons: { clock: { state: 'running', pid: 9 } }, tasks: { queued: 1, running: 0, done: 2, failed: 0, runningHere: 0 } } },
-    push: { connections: 4, channels: 1, heartbeatLagMs: 12, counters: { delivered: 9, recovered: 1, notRecovered: 0, slowConsumers: 0, lagging: 0, connections: 5 }, feed: { resets: 0 }, bridge: { epoch: 'e1', accepted: 7, deduplicated: 1, kept: 7, channels: 2, epochChanges: 0 } },
+    push: { connections: 4, channels: 1, heartbeatLagMs: 12, counters: { delivered: 9, recovered: 1, notRecovered: 0, slowConsumers: 0, lagging: 0, connections: 5 }, feed: { resets: 0 }, bridge: { epoch: 'e1', accepted: 6, deduplicated: 0, kept: 6, channels: 2, epochChanges: 1 } },
+    bridge: { epoch: 'e1', accepted: 7, deduplicated: 1, kept: 7, channels: 2 },
     nginx: parseStubStatus('Active connections: 2 \nserver accepts handled requests\n 10 10 20 \nReading: 0 Writing: 1 Waiting: 1 \n'),
     up: { arbiter: true, push: true, bridge: true, nginx: true },
     ...over,
@@ -105,7 +106,9 @@ test('ScrapeRegistry: Prometheus text with every family, labels, a cumulative hi
   assert.match(text, /^forkyard_jobs_singleton_running\{name="clock"\} 1$/m)
   assert.match(text, /^forkyard_push_resumes_total\{result="recovered"\} 1$/m)
   assert.match(text, /^forkyard_push_delivery_lag_seconds 0.012$/m)
-  assert.match(text, /^forkyard_bridge_publishes_total 7$/m)
+  assert.match(text, /^forkyard_bridge_publishes_total 7$/m, 'the bridge\'s own count, not the push process\'s older copy')
+  assert.match(text, /^forkyard_bridge_dedup_hits_total 1$/m)
+  assert.match(text, /^forkyard_bridge_epoch_changes_total 1$/m, 'epoch changes as the push process saw them')
   assert.match(text, /^forkyard_nginx_connections\{state="active"\} 2$/m)
   assert.match(text, /^forkyard_nginx_requests_total 20$/m)
   assert.match(text, /^forkyard_worker_resident_memory_bytes\{worker="1"\} 1$/m)
@@ -116,10 +119,15 @@ test('ScrapeRegistry: Prometheus text with every family, labels, a cumulative hi
 })
 
 test('ScrapeRegistry: a source that did not answer is up 0 and its families are empty', async () => {
-  const text = await new ScrapeRegistry(false).text(input({ push: null, nginx: null, up: { arbiter: true, push: false, bridge: false } }))
+  const text = await new ScrapeRegistry(false).text(input({ push: null, bridge: null, nginx: null, up: { arbiter: true, push: false, bridge: false } }))
   assert.match(text, /^forkyard_up\{process="push"\} 0$/m)
   assert.doesNotMatch(text, /^forkyard_push_deliveries_total /m)
   assert.doesNotMatch(text, /^forkyard_bridge_publishes_total /m)
+  // Push down, the bridge up: the bridge's families stay (they used to come through push).
+  const pushDown = await new ScrapeRegistry(false).text(input({ push: null, up: { arbiter: true, push: false, bridge: true } }))
+  assert.match(pushDown, /^forkyard_up\{process="bridge"\} 1$/m)
+  assert.match(pushDown, /^forkyard_bridge_publishes_total 7$/m)
+  assert.doesNotMatch(pushDown, /^forkyard_bridge_epoch_changes_total /m)
 })
 
 test('ScrapeRegistry with the process metrics: the arbiter\'s own under forkyard_arbiter_', async () => {
