@@ -9,132 +9,24 @@
  * a listing by creation time: list() and prune() read no more files than they return or remove.
  * No library: better-sqlite3 needs a native build here and node:sqlite does not exist on Node 20;
  * rename, link and O_EXCL on one local filesystem give the guarantees needed.
+ * This file holds TaskQueue: enqueue, and the runner's side (due tasks, claim, move, recovery,
+ * counts). The record format and durable writes are in task-record.ts, the idempotency-key index
+ * in task-keys.ts, paged listing and retention in task-listing.ts; their public names are
+ * re-exported here.
  */
-import { createHash, randomBytes, randomInt } from 'node:crypto'
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
-import { hostname } from 'node:os'
+import { mkdirSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ForkyardError, codes } from '../errors.js'
-import { isAlive } from '../process/pidfile.js'
+import { enqueueKeyed, type Step } from './task-keys.js'
+import { listPage, pruneFinished, type PageOptions, type TaskPage } from './task-listing.js'
+import { STATES, newTaskId, readRecord, readTask, writeRecord, type TaskRecord, type TaskState } from './task-record.js'
 
-export type TaskState = 'queued' | 'running' | 'done' | 'failed'
-
-export interface TaskRecord {
-  id: string
-  name: string
-  payload: unknown
-  state: TaskState
-  attempts: number
-  reqId: string | null
-  createdAt: string
-  updatedAt: string
-  /** Not before this time (ms since epoch): retry backoff. */
-  notBefore: number
-  error?: string
-  result?: unknown
-  progress?: unknown
-  /** The file in keys/ of the idempotency key this task was enqueued with (removed with the task). */
-  keyFile?: string
-}
-
-export interface PageOptions {
-  /** At most this many tasks (1 to LIST_MAX; default 50). */
-  limit?: number
-  /** Only tasks of this name. */
-  name?: string
-  /** Only tasks in this state (or these states); default all. */
-  state?: TaskState | TaskState[]
-  /** Only tasks older than this: the `next` of the previous page, or a task id. */
-  before?: string
-}
-
-export interface TaskPage {
-  tasks: TaskRecord[]
-  /** Pass as `before` for the next page; null when there is nothing older. */
-  next: string | null
-}
-
-const STATES: TaskState[] = ['queued', 'running', 'done', 'failed']
-
-/** Largest page, and most task files one list() call reads (a name filter may skip many). */
-export const LIST_MAX = 1000
-/**
- * A key file whose task does not exist was left by an enqueue that failed or was killed between
- * the two writes, or its writer is between them right now. Its writer is known dead (same host,
- * pid gone) or, on another host or with a reused pid, it is older than this: taken over.
- */
-export const KEY_STALE_MS = 10_000
-
-/** What a key file holds: the id its task has or will have, and who wrote it when. */
-interface KeyOwner {
-  id: string
-  pid: number
-  host: string
-  at: number
-}
-
-type Step = { result: { id: string; duplicate: boolean } } | { waitMs: number }
-
-const V7 = /^[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}$/
-const MIN_TIME = Date.UTC(2020, 0, 1)
-
-let lastMs = 0
-let seq = 0
-
-/**
- * A UUIDv7 as 32 hex digits: 48 bits of ms since the epoch, then a 12-bit sequence (strictly
- * increasing within this process, so ids made in one millisecond keep their order), then random.
- */
-export function newTaskId(now = Date.now()): string {
-  const r = randomBytes(8)
-  r[0] = (r[0]! & 0x3f) | 0x80
-  // A time before the last id's (given explicitly, or the clock stepped back by more than the
-  // sequence covers): that time, unordered within its millisecond.
-  if (now < lastMs - 1000) return `${now.toString(16).padStart(12, '0')}7${randomInt(0, 0x1000).toString(16).padStart(3, '0')}${r.toString('hex')}`
-  if (now > lastMs) {
-    lastMs = now
-    seq = randomInt(0, 0x400)
-  } else if (++seq > 0xfff) {
-    lastMs++
-    seq = randomInt(0, 0x400)
-  }
-  return `${lastMs.toString(16).padStart(12, '0')}7${seq.toString(16).padStart(3, '0')}${r.toString('hex')}`
-}
-
-/** Creation time (ms) of a time-ordered id; null for ids of earlier versions (random or key hashes). */
-export function timeOfId(id: string): number | null {
-  if (!V7.test(id)) return null
-  const ms = parseInt(id.slice(0, 12), 16)
-  return ms >= MIN_TIME && ms <= Date.now() + 86_400_000 ? ms : null
-}
-
-/** JSON with sorted object keys: the same data gives the same text whatever the key order. */
-export function canonical(v: unknown): string | undefined {
-  return JSON.stringify(v, (_k, x: unknown) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x))
-}
+export { KEY_STALE_MS } from './task-keys.js'
+export { LIST_MAX, type PageOptions, type TaskPage } from './task-listing.js'
+export { canonical, newTaskId, timeOfId, type TaskRecord, type TaskState } from './task-record.js'
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
-}
-
-function writeDurable(file: string, text: string): void {
-  const fd = openSync(file, 'w', 0o600)
-  try {
-    writeSync(fd, text)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r')
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
 }
 
 export class TaskQueue {
@@ -180,134 +72,14 @@ export class TaskQueue {
     })
     if (options.idempotencyKey === undefined) {
       const id = newTaskId()
-      this.write('queued', record(id))
+      writeRecord(this.dir, 'queued', record(id))
       return { result: { id, duplicate: false } }
     }
-    const key = options.idempotencyKey
-    const keyFile = createHash('sha256').update(`${name}\0${key}`).digest('hex').slice(0, 32)
-    const keyPath = join(this.dir, 'keys', keyFile)
-    const mine: KeyOwner = { id: newTaskId(), pid: process.pid, host: hostname(), at: Date.now() }
-    if (this.createKey(keyPath, mine)) return this.writeKeyed(keyPath, mine, record(mine.id, keyFile))
-    const held = this.readKey(keyPath, keyFile)
-    if (held === null) return { waitMs: 0 } // removed meanwhile (pruned, or a failed enqueue cleaned up): try again
-    const task = this.get(held.id)
-    if (task !== null) {
-      // Compared as stored: through JSON (undefined members dropped), object keys in any order.
-      if (canonical(task.payload ?? null) !== canonical(JSON.parse(canonical(payload ?? null)!) as unknown)) {
-        throw new ForkyardError(codes.TASK_KEY_CONFLICT, `Idempotency key ${JSON.stringify(key)} of task ${JSON.stringify(name)} was already used with a different payload (task ${held.id}): the payload differs, so this is not a retry of that task; use a new key for new work`)
-      }
-      return { result: { id: held.id, duplicate: true } }
-    }
-    // The key is taken and its task is not there (yet): its writer is between the two writes, or
-    // died there. An enqueue that died never answered anyone, so its key must not swallow the task.
-    // An empty key file (pid 0) was written by an earlier version, which wrote its task right after.
-    const dead = held.pid === 0 ? Date.now() - held.at > 1000 : held.host === hostname() && (held.pid === process.pid || !isAlive(held.pid))
-    if (!dead && Date.now() - held.at < KEY_STALE_MS) return { waitMs: Math.min(50, 1 + (Date.now() - started) / 4) }
-    // Take over this generation of the key: one taker wins the marker (O_EXCL), writes a new
-    // generation of the key (same id) and then the task. Others wait for it like for any writer.
-    const marker = `${keyPath}.${held.pid}.${held.at}.takeover`
-    try {
-      closeSync(openSync(marker, 'wx', 0o600))
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      // A taker killed while holding the marker must not block the key forever.
-      try {
-        if (Date.now() - statSync(marker).mtimeMs > KEY_STALE_MS) unlinkSync(marker)
-      } catch {
-        // removed by its taker meanwhile
-      }
-      return { waitMs: 5 }
-    }
-    try {
-      const again = this.readKey(keyPath, keyFile)
-      if (again === null || again.pid !== held.pid || again.at !== held.at || this.get(held.id) !== null) return { waitMs: 0 }
-      const taker: KeyOwner = { id: held.id, pid: process.pid, host: hostname(), at: Date.now() }
-      this.replaceKey(keyPath, taker)
-      return this.writeKeyed(keyPath, taker, record(held.id, keyFile))
-    } finally {
-      try {
-        unlinkSync(marker)
-      } catch {
-        // gone already
-      }
-    }
-  }
-
-  /** Writes the task of a key this call owns; a write that throws releases the key. */
-  private writeKeyed(keyPath: string, owner: KeyOwner, r: TaskRecord): Step {
-    try {
-      this.write('queued', r)
-    } catch (err) {
-      const held = this.readKey(keyPath, '')
-      if (held !== null && held.pid === owner.pid && held.at === owner.at) {
-        try {
-          unlinkSync(keyPath)
-        } catch {
-          // a kill between the two: the next enqueue of the key takes it over
-        }
-      }
-      throw err
-    }
-    return { result: { id: owner.id, duplicate: false } }
-  }
-
-  /** Creates the key file whole, or returns false when it exists. */
-  private createKey(keyPath: string, owner: KeyOwner): boolean {
-    const tmp = join(this.dir, 'tmp', `key.${owner.id}.${process.pid}`)
-    writeDurable(tmp, JSON.stringify(owner))
-    try {
-      linkSync(tmp, keyPath)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
-      throw err
-    } finally {
-      unlinkSync(tmp)
-    }
-    fsyncDir(join(this.dir, 'keys'))
-    return true
-  }
-
-  private replaceKey(keyPath: string, owner: KeyOwner): void {
-    const tmp = join(this.dir, 'tmp', `key.${owner.id}.${process.pid}`)
-    writeDurable(tmp, JSON.stringify(owner))
-    renameSync(tmp, keyPath)
-    fsyncDir(join(this.dir, 'keys'))
-  }
-
-  /** The key's owner; null when there is no key file. An empty file is a key of an earlier version: its task id was the key's hash. */
-  private readKey(keyPath: string, keyFile: string): KeyOwner | null {
-    let text: string
-    try {
-      text = readFileSync(keyPath, 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw err
-    }
-    try {
-      const k = JSON.parse(text) as KeyOwner
-      if (typeof k.id === 'string' && typeof k.pid === 'number' && typeof k.at === 'number') return k
-    } catch {
-      // an earlier version's empty key file
-    }
-    let at = 0
-    try {
-      at = statSync(keyPath).mtimeMs
-    } catch {
-      return null
-    }
-    return { id: keyFile, pid: 0, host: '', at }
+    return enqueueKeyed(this.dir, name, options.idempotencyKey, payload, record, started)
   }
 
   get(id: string): TaskRecord | null {
-    if (!/^[0-9a-f]{32}$/.test(id)) return null
-    for (const state of STATES) {
-      try {
-        return JSON.parse(readFileSync(join(this.dir, state, `${id}.json`), 'utf8')) as TaskRecord
-      } catch {
-        // not in this state
-      }
-    }
-    return null
+    return readTask(this.dir, id)
   }
 
   /**
@@ -317,29 +89,7 @@ export class TaskQueue {
    * gives a short page with a `next` to continue from.
    */
   page(options: PageOptions = {}): TaskPage {
-    const limit = Math.max(1, Math.min(LIST_MAX, Math.floor(options.limit ?? 50)))
-    const states = options.state === undefined ? STATES : Array.isArray(options.state) ? options.state : [options.state]
-    const entries = this.entries(states).filter((e) => options.before === undefined || e.key < options.before)
-    entries.sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0))
-    const tasks: TaskRecord[] = []
-    const seen = new Set<string>()
-    let read = 0
-    let lastKey: string | null = null
-    for (const e of entries) {
-      if (seen.has(e.id)) continue
-      if (tasks.length >= limit || read >= LIST_MAX) return { tasks, next: lastKey }
-      seen.add(e.id)
-      read++
-      lastKey = e.key
-      let r: TaskRecord | null
-      try {
-        r = JSON.parse(readFileSync(join(this.dir, e.state, `${e.id}.json`), 'utf8')) as TaskRecord
-      } catch {
-        r = this.get(e.id) // moved to another state since the listing
-      }
-      if (r !== null && states.includes(r.state) && (options.name === undefined || r.name === options.name)) tasks.push(r)
-    }
-    return { tasks, next: null }
+    return listPage(this.dir, options)
   }
 
   /** The first page of page(): the most recent tasks, newest first, optionally of one name. */
@@ -354,83 +104,9 @@ export class TaskQueue {
    * before the age limit). For the jobs process, not for request handlers.
    */
   prune(options: { maxAgeMs: number; maxCount: number; now?: number }): number {
-    const now = options.now ?? Date.now()
-    const entries = this.entries(['done', 'failed'])
-    entries.sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0))
-    let removed = 0
-    entries.forEach((e, i) => {
-      const file = join(this.dir, e.state, `${e.id}.json`)
-      let remove = options.maxCount > 0 && i >= options.maxCount
-      // A task created within the age limit finished within it too: no need to look at it.
-      if (!remove && options.maxAgeMs > 0 && e.createdMs < now - options.maxAgeMs) {
-        try {
-          remove = statSync(file).mtimeMs < now - options.maxAgeMs
-        } catch {
-          // gone
-        }
-      }
-      if (remove && this.removeFinished(file, e.id)) removed++
-    })
-    return removed
+    return pruneFinished(this.dir, options)
   }
 
-  private removeFinished(file: string, id: string): boolean {
-    let r: TaskRecord | null = null
-    try {
-      r = JSON.parse(readFileSync(file, 'utf8')) as TaskRecord
-    } catch {
-      // unreadable: removed all the same
-    }
-    // The key first: an enqueue of the same key meanwhile makes a new task rather than find none.
-    // Earlier versions named a keyed task after its key file.
-    const keyFile = r?.keyFile ?? (timeOfId(id) === null ? id : undefined)
-    if (keyFile !== undefined && /^[0-9a-f]{32}$/.test(keyFile)) {
-      const keyPath = join(this.dir, 'keys', keyFile)
-      if (this.readKey(keyPath, keyFile)?.id === id) {
-        try {
-          unlinkSync(keyPath)
-        } catch {
-          // gone
-        }
-      }
-    }
-    try {
-      unlinkSync(file)
-      return true
-    } catch {
-      return false
-    }
-  }
-
-  /**
-   * Task files of some states with a sort key that orders them by creation time, from names only:
-   * the id itself for time-ordered ids; for ids of earlier versions (random), the file's mtime in
-   * front of it (those files predate every time-ordered id).
-   */
-  private entries(states: TaskState[]): { state: TaskState; id: string; key: string; createdMs: number }[] {
-    const out: { state: TaskState; id: string; key: string; createdMs: number }[] = []
-    for (const state of states) {
-      for (const f of readdirSync(join(this.dir, state))) {
-        if (!f.endsWith('.json') || f.length !== 37) continue
-        const id = f.slice(0, 32)
-        const t = timeOfId(id)
-        if (t !== null) {
-          out.push({ state, id, key: id, createdMs: t })
-          continue
-        }
-        let mtime = 0
-        try {
-          mtime = Math.floor(statSync(join(this.dir, state, f)).mtimeMs)
-        } catch {
-          continue
-        }
-        out.push({ state, id, key: `${mtime.toString(16).padStart(12, '0')}0${id}`, createdMs: mtime })
-      }
-    }
-    return out
-  }
-
-  /** Queued tasks whose time has come, oldest first. */
   /**
    * Queued tasks due by `now`, oldest first. The runner asks every 100 ms: the queue is read again
    * only when queued/ changed (every enqueue, retry and claim renames a file in or out of it, which
@@ -445,7 +121,7 @@ export class TaskQueue {
       for (const f of readdirSync(dir)) {
         if (!f.endsWith('.json')) continue
         try {
-          records.push(JSON.parse(readFileSync(join(dir, f), 'utf8')) as TaskRecord)
+          records.push(readRecord(join(dir, f)))
         } catch {
           // being renamed away
         }
@@ -469,14 +145,14 @@ export class TaskQueue {
       return null
     }
     const running: TaskRecord = { ...r, state: 'running', attempts: r.attempts + 1, updatedAt: new Date().toISOString() }
-    this.write('running', running)
+    writeRecord(this.dir, 'running', running)
     return running
   }
 
   /** Moves a task to its next state (the new record is durable before the old one is removed). */
   move(r: TaskRecord, to: TaskState, fields: Partial<TaskRecord>): TaskRecord {
     const next: TaskRecord = { ...r, ...fields, state: to, updatedAt: new Date().toISOString() }
-    this.write(to, next)
+    writeRecord(this.dir, to, next)
     if (r.state !== to) {
       try {
         unlinkSync(join(this.dir, r.state, `${r.id}.json`))
@@ -493,7 +169,7 @@ export class TaskQueue {
     for (const f of readdirSync(join(this.dir, 'running'))) {
       if (!f.endsWith('.json')) continue
       try {
-        const r = JSON.parse(readFileSync(join(this.dir, 'running', f), 'utf8')) as TaskRecord
+        const r = readRecord(join(this.dir, 'running', f))
         out.push(this.move(r, 'queued', { error: 'interrupted: the jobs process stopped during this attempt' }))
       } catch {
         // unreadable: leave it for a human
@@ -525,12 +201,5 @@ export class TaskQueue {
       c[s] = readdirSync(dir).filter((f) => f.endsWith('.json')).length
     }
     return c
-  }
-
-  private write(state: TaskState, r: TaskRecord): void {
-    const tmp = join(this.dir, 'tmp', `${r.id}.${process.pid}.json`)
-    writeDurable(tmp, JSON.stringify(r))
-    renameSync(tmp, join(this.dir, state, `${r.id}.json`))
-    fsyncDir(join(this.dir, state))
   }
 }
