@@ -4,13 +4,15 @@
  * searching the rotated files) or lowest level (--level warn: warn, error and fatal), and
  * followed (-f) across rotations: a file whose inode changes was rotated, so the rest of the old
  * file is read before the new one. `<program>.stdio` files (what a process printed outside its
- * logger) are shown too, each line wrapped as an error of that program. Reading a line back and
+ * logger) are shown too, each line wrapped as an error of that program, and supervisord's own
+ * log (spawns, exits, restarts) at its lines' times and levels, labelled `supervisord`. Reading a line back and
  * printing it belong to the log schema (log/schema.ts, log/pretty-output.ts); this is the viewer.
  */
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { pretty } from '../log/pretty-output.js'
-import { parseLine, type LogLine } from '../log/schema.js'
+import { parseLine, plainLine, type LogLine } from '../log/schema.js'
+import { parseSupervisordLine } from './supervisor-log.js'
 
 export interface LogFilter {
   svc?: string | undefined
@@ -36,7 +38,8 @@ interface Tail {
   pos: number
   partial: string
   svc: string
-  raw: boolean
+  /** json: a logger's file; stdio: what a program printed outside its logger; supervisord: its own log. */
+  kind: 'json' | 'stdio' | 'supervisord'
 }
 
 export function matches(line: LogLine, f: LogFilter): boolean {
@@ -50,8 +53,8 @@ function open(path: string, fromEnd: boolean): Tail {
   const fd = openSync(path, 'r')
   const st = fstatSync(fd)
   const name = basename(path)
-  const raw = name.endsWith('.stdio')
-  return { path, fd, ino: st.ino, pos: fromEnd ? st.size : 0, partial: '', svc: name.replace(/\.(log|stdio)(\.\d+)?$/, ''), raw }
+  const kind = name === 'supervisord.stdio' ? 'supervisord' : name.endsWith('.stdio') ? 'stdio' : 'json'
+  return { path, fd, ino: st.ino, pos: fromEnd ? st.size : 0, partial: '', svc: name.replace(/\.(log|stdio)(\.\d+)?$/, ''), kind }
 }
 
 /** Reads what was appended since the last call; whole lines only. */
@@ -66,18 +69,24 @@ function drain(t: Tail, rawTime?: string): LogLine[] {
     const lines = text.split('\n')
     t.partial = lines.pop() ?? ''
     for (const l of lines) {
-      const parsed = parseLine(l, t.svc, t.raw, rawTime)
+      const parsed = t.kind === 'supervisord' ? supervisordLine(l) : parseLine(l, t.svc, t.kind === 'stdio', rawTime)
       if (parsed !== null) out.push(parsed)
     }
   }
   return out
 }
 
+/** A line of supervisord's own log in the schema: its spawns, exits and restarts, at their time. */
+function supervisordLine(text: string): LogLine | null {
+  const l = parseSupervisordLine(text)
+  return l === null ? null : plainLine('supervisord', undefined, l.level, l.msg, {}, l.time)
+}
+
 /** The files being written; with `rotated`, also their older generations (access.log.1, …). */
 function logFiles(dir: string, rotated = false): string[] {
   if (!existsSync(dir)) return []
   return readdirSync(dir)
-    .filter((f) => f.endsWith('.log') || (rotated && /\.log\.\d+$/.test(f)) || (f.endsWith('.stdio') && !f.startsWith('supervisord')))
+    .filter((f) => f.endsWith('.log') || (rotated && /\.log\.\d+$/.test(f)) || f.endsWith('.stdio'))
     .map((f) => join(dir, f))
 }
 

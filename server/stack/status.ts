@@ -14,13 +14,13 @@
  *               with the signal; for the workers and the jobs process, the arbiter's counters
  *               (arbiter/restarts.ts)
  */
-import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { controlRequest, type ArbiterStatus } from '../arbiter/control.js'
 import { describeExit, type LastExit } from '../arbiter/exits.js'
 import { httpJson } from '../arbiter/health.js'
 import { isAlive, readPid } from '../process/pidfile.js'
 import { childrenOf, sampleProcs } from '../process/proc-stats.js'
+import { parseSupervisorLog, readSupervisorLog } from './supervisor-log.js'
 
 export interface ProcessRow {
   name: string
@@ -43,65 +43,7 @@ export interface StackStatus {
 
 type Planned = Pick<ProcessRow, 'name' | 'role' | 'pid' | 'state' | 'restarts' | 'lastExit'>
 
-export interface ProgramHistory {
-  /** Starts since supervisord's last start, minus the first. */
-  restarts: number
-  lastExit: { reason: string; at: string } | null
-}
 
-const logLine = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d),(\d{3}) \w+ (.*)$/
-
-/** "terminated by SIGKILL; not expected" → "crash: SIGKILL"; stopped: "stopped: code 0". */
-export function exitReason(kind: 'exited' | 'stopped', inner: string): string {
-  const what = kind === 'stopped' ? 'stopped' : /not expected/.test(inner) ? 'crash' : 'exited'
-  const signal = /terminated by (SIG[A-Z0-9]+)/.exec(inner)?.[1]
-  const code = /exit status (\d+)/.exec(inner)?.[1]
-  return `${what}: ${signal ?? (code !== undefined ? `code ${code}` : inner)}`
-}
-
-/**
- * supervisord's log (supervisord.stdio; local times) since its last `supervisord started`: for each
- * program, the `spawned: '<name>'` lines after the first, and the last `exited:`/`stopped:` line.
- */
-export function parseSupervisorLog(text: string): Record<string, ProgramHistory> {
-  let spawns = new Map<string, number>()
-  let exits = new Map<string, { reason: string; at: string }>()
-  for (const raw of text.split('\n')) {
-    const m = logLine.exec(raw)
-    if (m === null) continue
-    const [, y, mo, d, h, mi, s, ms, msg] = m as unknown as [string, string, string, string, string, string, string, string, string]
-    if (msg.startsWith('supervisord started')) {
-      spawns = new Map()
-      exits = new Map()
-      continue
-    }
-    const spawned = /^spawned: '([^']+)'/.exec(msg)
-    if (spawned !== null) {
-      spawns.set(spawned[1]!, (spawns.get(spawned[1]!) ?? 0) + 1)
-      continue
-    }
-    const exit = /^(exited|stopped): (\S+) \((.*)\)$/.exec(msg)
-    if (exit !== null) {
-      const at = new Date(+y, +mo - 1, +d, +h, +mi, +s, +ms).toISOString()
-      exits.set(exit[2]!, { reason: exitReason(exit[1] as 'exited' | 'stopped', exit[3]!), at })
-    }
-  }
-  const out: Record<string, ProgramHistory> = {}
-  for (const name of new Set([...spawns.keys(), ...exits.keys()])) out[name] = { restarts: Math.max(0, (spawns.get(name) ?? 0) - 1), lastExit: exits.get(name) ?? null }
-  return out
-}
-
-/** The log since supervisord's last start: the current file, and the rotated ones when it rotated since. */
-function readSupervisorLog(logDir: string): string {
-  let text = ''
-  for (const name of ['supervisord.stdio', 'supervisord.stdio.1', 'supervisord.stdio.2']) {
-    const path = join(logDir, name)
-    if (!existsSync(path)) break
-    text = readFileSync(path, 'utf8') + text
-    if (text.includes('supervisord started')) break
-  }
-  return text
-}
 
 export interface ProgramInfo {
   name: string

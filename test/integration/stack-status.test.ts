@@ -88,6 +88,11 @@ test('forkyard ps: every process with CPU time and RSS; kill -9 of a worker and 
     return p !== undefined && p.pid !== null && p.pid !== push && p.restarts === 1 ? p : null
   })
   assert.match(afterPush.lastExit?.reason ?? '', /SIGKILL/)
+  // make logs shows supervisord's lines too: the kill and the restart, at their times.
+  const sup = s.cli('logs', '--svc', 'supervisord', '--level', 'warn', '--lines', '20', '--json')
+  assert.equal(sup.status, 0, sup.stdout + sup.stderr)
+  const killed = sup.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { time: string; level: string; msg: string }).find((l) => l.msg === 'exited: push (terminated by SIGKILL; not expected)')
+  assert.ok(killed !== undefined && killed.level === 'warn' && Math.abs(Date.parse(killed.time) - Date.now()) < 60_000, `expected supervisord's line on the kill of push in make logs, got ${sup.stdout}`)
   assert.ok(afterPush.lastExit !== null && Math.abs(Date.parse(afterPush.lastExit.at) - Date.now()) < 60_000, `expected the exit time within a minute, got ${afterPush.lastExit?.at}`)
 
   // forkyard reload: one reload restart per worker (and one for the jobs process).

@@ -6,7 +6,7 @@
  * across nginx and worker; rotation under load losing no line; `forkyard down` leaving nothing.
  */
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { isAlive } from '../../server/process/pidfile.js'
@@ -102,7 +102,10 @@ test('the stack natively: up, requests, WebSocket, kill -9 of each process, relo
     const pid = pidOf()
     assert.ok(pid !== null && pid > 0, `${name} pid`)
     process.kill(pid, 'SIGKILL')
-    await until(`${name}: readiness red`, async () => (await readyz(s.url('/readyz'))).status !== 200, 15_000, 20)
+    // nginx's wrapper starts a new nginx within milliseconds, too soon to see red reliably: that
+    // restart is waited for instead (kill-matrix.test.ts counts what a kill of nginx drops).
+    if (name === 'nginx') await until('nginx: a new master', () => (existsSync(join(s.runDir, 'nginx.pid')) && ![0, pid].includes(pidOf() ?? 0) && isAlive(pidOf()!) ? true : null), 15_000, 20)
+    else await until(`${name}: readiness red`, async () => (await readyz(s.url('/readyz'))).status !== 200, 15_000, 20)
     await until(`${name}: readiness green again`, async () => (await readyz(s.url('/readyz'))).status === 200, 60_000, 200)
     assert.notEqual(pidOf(), pid, `${name} was restarted`)
   }
@@ -156,7 +159,9 @@ test('the stack natively: up, requests, WebSocket, kill -9 of each process, relo
   const rotated = readdirSync(s.logDir).filter((f) => /^access\.log\.\d+$/.test(f))
   // Checked once a second: at least one cut happened during the load, with lines on both sides.
   assert.ok(rotated.length >= 1, `access.log rotated by forkyard nginx: ${rotated.join(',')}`)
-  for (const f of ['access.log', 'access.log.1']) assert.ok(lines.some((l) => l.file === f && l.line.path === '/api/notify'), `access lines in ${f}`)
+  // A cut right after the load may leave access.log without a line of it: two generations are enough.
+  const withLoad = new Set(lines.filter((l) => l.file.startsWith('access.log') && l.line.path === '/api/notify').map((l) => l.file))
+  assert.ok(withLoad.size >= 2, `the load's access lines on both sides of a cut, got them in ${[...withLoad].join(', ')}`)
 
   // down: graceful, and nothing left behind.
   const pids = [s.supervisordPid(), nginxPid(), ...['bridge', 'push', 'server', 'nginx'].map((n) => s.programPid(n)!)]

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { CLOCK_TICKS, cpuPercent, parseBootTime, parseSchedstat, parseStat, parseVmRss, readProc, threadsCpuMs } from '../../server/process/proc-stats.js'
-import { arbiterRows, cpuTime, formatWorkers, exitReason, formatTable, parseProcessInfo, parseSupervisorLog, shortDuration, type StackStatus } from '../../server/stack/status.js'
+import { arbiterRows, cpuTime, formatWorkers, formatTable, parseProcessInfo, shortDuration, type StackStatus } from '../../server/stack/status.js'
+import { exitReason, parseSupervisordLine, parseSupervisorLog } from '../../server/stack/supervisor-log.js'
 import type { ArbiterStatus } from '../../server/arbiter/control.js'
 
 test('parseStat: state, parent, utime+stime and start time, a name with spaces and parentheses', () => {
@@ -61,6 +62,15 @@ test('parseSupervisorLog: restarts (spawns after the first) and the last exit, s
   assert.equal(h.bridge?.restarts, 2)
   assert.equal(h.bridge?.lastExit?.reason, 'stopped: SIGTERM')
   assert.equal(parseSupervisorLog('').push, undefined)
+})
+
+test('parseSupervisordLine: local time to ISO, levels as the schema\'s, giving up is an error', () => {
+  assert.deepEqual(parseSupervisordLine('2026-12-02 01:05:02,996 WARN exited: push (terminated by SIGKILL; not expected)'), { time: new Date(2026, 11, 2, 1, 5, 2, 996).toISOString(), level: 'warn', msg: 'exited: push (terminated by SIGKILL; not expected)' })
+  assert.equal(parseSupervisordLine('2026-12-02 01:04:12,700 CRIT Supervisor is running as root.')?.level, 'warn')
+  assert.equal(parseSupervisordLine('2026-12-02 01:04:12,700 ERRO spawnerr: can\'t find command')?.level, 'error')
+  assert.equal(parseSupervisordLine('2026-12-02 01:06:00,000 INFO gave up: push entered FATAL state, too many start retries too quickly')?.level, 'error')
+  assert.equal(parseSupervisordLine('2026-12-02 01:06:00,000 INFO spawned: \'push\' with pid 3')?.level, 'info')
+  assert.equal(parseSupervisordLine('    a continuation'), null)
 })
 
 test('exitReason: crash, exited or stopped, then the signal or the code', () => {
