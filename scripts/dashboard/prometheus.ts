@@ -6,9 +6,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from '../../bench/lib/proc.js'
 
 export const PROMETHEUS = '/usr/bin/prometheus'
 export const CHROMIUM = '/usr/bin/chromium'
@@ -28,17 +28,6 @@ export function ensureTools(say: (s: string) => void): void {
     const r = spawnSync('apt-get', args, { stdio: 'inherit', env })
     if (r.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed with exit code ${r.status}`)
   }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
 }
 
 export interface Prometheus {

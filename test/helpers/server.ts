@@ -4,28 +4,19 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { TestContext } from 'node:test'
 import { controlRequest, type ControlCommand } from '../../server/arbiter/control.js'
 import type { ArbiterStatus } from '../../server/arbiter/arbiter.js'
+import { freePort } from '../../bench/lib/proc.js'
 
 export const root = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..')
 export const bin = join(root, 'dist/bin/forkyard.js')
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: string }
 
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer()
-    s.once('error', rej)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => res(port))
-    })
-  })
-}
+export { freePort }
 
 export function tempDir(prefix = 'forkyard-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
