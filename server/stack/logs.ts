@@ -40,6 +40,8 @@ interface Tail {
   svc: string
   /** json: a logger's file; stdio: what a program printed outside its logger; supervisord: its own log. */
   kind: 'json' | 'stdio' | 'supervisord'
+  /** supervisord's pid, from its last "supervisord started with pid N" line read. */
+  pid?: number
 }
 
 export function matches(line: LogLine, f: LogFilter): boolean {
@@ -69,7 +71,7 @@ function drain(t: Tail, rawTime?: string): LogLine[] {
     const lines = text.split('\n')
     t.partial = lines.pop() ?? ''
     for (const l of lines) {
-      const parsed = t.kind === 'supervisord' ? supervisordLine(l) : parseLine(l, t.svc, t.kind === 'stdio', rawTime)
+      const parsed = t.kind === 'supervisord' ? supervisordLine(l, t) : parseLine(l, t.svc, t.kind === 'stdio', rawTime)
       if (parsed !== null) out.push(parsed)
     }
   }
@@ -77,9 +79,12 @@ function drain(t: Tail, rawTime?: string): LogLine[] {
 }
 
 /** A line of supervisord's own log in the schema: its spawns, exits and restarts, at their time. */
-function supervisordLine(text: string): LogLine | null {
+function supervisordLine(text: string, t: Tail): LogLine | null {
   const l = parseSupervisordLine(text)
-  return l === null ? null : plainLine('supervisord', undefined, l.level, l.msg, {}, l.time)
+  if (l === null) return null
+  const started = /^supervisord started with pid (\d+)/.exec(l.msg)
+  if (started !== null) t.pid = Number(started[1])
+  return plainLine('supervisord', t.pid, l.level, l.msg, {}, l.time)
 }
 
 /** The files being written; with `rotated`, also their older generations (access.log.1, …). */

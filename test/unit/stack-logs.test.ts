@@ -49,7 +49,7 @@ function fixture(t: TestContext): Fixture {
   const mtime = new Date('2026-01-01T00:00:06.000Z')
   utimesSync(join(dir, 'jobs.stdio'), mtime, mtime)
   // supervisord's own log, in local time: its lines at their time, labelled supervisord.
-  writeFileSync(join(dir, 'supervisord.stdio'), `${supervisordTime(new Date('2026-01-01T00:00:04.500Z'))} WARN exited: push (terminated by SIGKILL; not expected)\nnot a line of its format\n`)
+  writeFileSync(join(dir, 'supervisord.stdio'), `${supervisordTime(new Date('2026-01-01T00:00:00.100Z'))} INFO supervisord started with pid 77\n${supervisordTime(new Date('2026-01-01T00:00:04.500Z'))} WARN exited: push (terminated by SIGKILL; not expected)\nnot a line of its format\n`)
   // Not shown: a rotated file, something else.
   writeFileSync(join(dir, 'server.log.1'), rec('2026-01-01T00:00:00.500Z', 'server', 'rotated') + rec('2026-01-01T00:00:00.600Z', 'server', 'rotated-a', 'req-a'))
   writeFileSync(join(dir, 'notes.txt'), 'hello\n')
@@ -71,21 +71,21 @@ const KILLED = 'exited: push (terminated by SIGKILL; not expected)'
 test('showLogs merges every .log and .stdio file and supervisord\'s log in time order', async (t) => {
   const f = fixture(t)
   const out = await f.show({})
-  assert.deepEqual(msgs(out), ['s1', 'p2', 's3', 'p4', KILLED, 's5', 'Error: crashed', '    at main'])
-  const stdio = JSON.parse(out[6]!) as LogLine
+  assert.deepEqual(msgs(out), ['supervisord started with pid 77', 's1', 'p2', 's3', 'p4', KILLED, 's5', 'Error: crashed', '    at main'])
+  const stdio = JSON.parse(out[7]!) as LogLine
   assert.deepEqual(stdio, { time: '2026-01-01T00:00:06.000Z', level: 'error', svc: 'jobs', msg: 'Error: crashed', stdio: true })
-  assert.deepEqual(JSON.parse(out[4]!), { time: '2026-01-01T00:00:04.500Z', level: 'warn', svc: 'supervisord', msg: KILLED })
-  assert.deepEqual(msgs(await f.show({ svc: 'supervisord' })), [KILLED])
+  assert.deepEqual(JSON.parse(out[5]!), { time: '2026-01-01T00:00:04.500Z', level: 'warn', svc: 'supervisord', pid: 77, msg: KILLED })
+  assert.deepEqual(msgs(await f.show({ svc: 'supervisord' })), ['supervisord started with pid 77', KILLED])
   assert.deepEqual(msgs(await f.show({ level: 'warn' })), [KILLED, 'Error: crashed', '    at main'])
 })
 
 test('showLogs pretty-prints without ANSI codes when color is off', async (t) => {
   const f = fixture(t)
   const out = await f.show({}, { json: false })
-  assert.equal(out.length, 8)
-  assert.match(out[0]!, /^00:00:01\.000 INFO {2}server\[1\] +s1 {2}reqId=req-a$/)
-  assert.match(out[4]!, /^00:00:04\.500 WARN {2}supervisord\[\] +exited: push/)
-  assert.match(out[6]!, /^00:00:06\.000 ERROR jobs\[\] +Error: crashed {2}stdio=true$/)
+  assert.equal(out.length, 9)
+  assert.match(out[1]!, /^00:00:01\.000 INFO {2}server\[1\] +s1 {2}reqId=req-a$/)
+  assert.match(out[5]!, /^00:00:04\.500 WARN {2}supervisord\[77\] +exited: push/)
+  assert.match(out[7]!, /^00:00:06\.000 ERROR jobs\[\] +Error: crashed {2}stdio=true$/)
   assert.ok(!out.join('\n').includes('\x1b'))
 })
 
@@ -104,7 +104,7 @@ test('showLogs `lines` keeps the last N matching lines', async (t) => {
   assert.deepEqual(msgs(await f.show({}, { lines: 3 })), ['s5', 'Error: crashed', '    at main'])
   assert.deepEqual(msgs(await f.show({ svc: 'server' }, { lines: 2 })), ['s3', 's5'])
   assert.deepEqual(msgs(await f.show({ req: 'req-a' }, { lines: 1 })), ['s5'])
-  assert.equal((await f.show({}, { lines: 100 })).length, 8)
+  assert.equal((await f.show({}, { lines: 100 })).length, 9)
 })
 
 test('showLogs --level shows that level and worse; a bad level is refused with the choices', async (t) => {
@@ -113,7 +113,7 @@ test('showLogs --level shows that level and worse; a bad level is refused with t
   writeFileSync(join(f.dir, 'bridge.log'), line('2026-01-01T00:00:07.000Z', 'warn', 'w') + line('2026-01-01T00:00:08.000Z', 'error', 'e') + line('2026-01-01T00:00:09.000Z', 'fatal', 'f') + line('2026-01-01T00:00:09.500Z', 'debug', 'd'))
   assert.deepEqual(msgs(await f.show({ level: 'error' })), ['Error: crashed', '    at main', 'e', 'f'])
   assert.deepEqual(msgs(await f.show({ level: 'warn', svc: 'bridge' })), ['w', 'e', 'f'])
-  assert.equal((await f.show({ level: 'trace' })).length, 12)
+  assert.equal((await f.show({ level: 'trace' })).length, 13)
   assert.equal(parseLevel(' ERROR '), 'error')
   assert.equal(parseLevel(undefined), undefined)
   assert.throws(() => parseLevel('errors'), /Expected --level \(make logs LEVEL=\) to be one of trace, debug, info, warn, error, fatal, got "errors"/)
