@@ -108,8 +108,8 @@ startup: $(BUILT) ## start the native stack at boot: a systemd unit for this dir
 status: $(BUILT) ## every process: pid, state, CPU, memory, restarts, last exit
 	$(FORKYARD) ps
 
-top: $(BUILT) ## make status, redrawn every 2 s with the stack's totals (like pm2 monit); INTERVAL=5
-	$(FORKYARD) top $(if $(INTERVAL),--interval $(INTERVAL))
+top: $(BUILT) ## make status, redrawn every 2 s with the stack's totals (like pm2 monit); INTERVAL=5, COUNT=1
+	$(FORKYARD) top $(if $(INTERVAL),--interval $(INTERVAL)) $(if $(COUNT),--count $(COUNT))
 
 dashboard-screenshot: $(DEPS) ## docs/grafana-dashboard.png: the dashboard's queries, by a Prometheus of its own, on the running stack under load (DASHBOARD_SECONDS=90)
 	$(NODE) --import tsx scripts/dashboard-screenshot.ts --seconds $(DASHBOARD_SECONDS)

@@ -11,7 +11,7 @@
  *   (readiness red, then green), the JSON logs on the host with one request id in nginx.log and
  *   server.log, the hardening (started as root with CHOWN/SETUID/SETGID only, every process of the
  *   stack non-root with no capability, read-only root, no-new-privileges, 45 s grace), orphans
- *   reaped by supervisord as PID 1, an edit of the bind-mounted .env applied live, `make status`
+ *   reaped by supervisord as PID 1, an edit of the bind-mounted .env applied live, `make status`, `make top`
  *   and `make reload` into the container, a bad value written into the running stack's .env shown
  *   in `docker compose logs` when a program restarts, `make up` on the running container refusing
  *   a .env that only the container can judge (FORKYARD_APP outside the image), and `make down`
@@ -389,6 +389,11 @@ test('make up on a fresh clone: .env created, the container healthy and hardened
     assert.equal(ps.status, 0, ps.out)
     for (const name of ['bridge', 'nginx', 'push', 'server']) assert.match(ps.out, new RegExp(`^${name}\\s+\\d+\\s+running`, 'm'), ps.out)
     assert.match(ps.out, /(\d+)\/\1 workers ready/, ps.out)
+    // make top runs inside the container too (one frame: COUNT=1).
+    const top = sh('make', ['--no-print-directory', 'top', 'COUNT=1'], env, 60_000, kit)
+    assert.equal(top.status, 0, top.out)
+    assert.match(top.out, /^total: \d+ processes, CPU [\d.]+%, memory [\d.]+M$/m, top.out)
+    for (const name of ['supervisord', 'nginx/master', 'server/w1', 'push', 'bridge']) assert.match(top.out, new RegExp(`^${name}\\s+\\d+\\s`, 'm'), top.out)
     const reload = make('reload', 5 * 60_000)
     assert.equal(reload.status, 0, reload.out)
     assert.match(reload.out, /reload complete/)
