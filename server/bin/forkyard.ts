@@ -167,6 +167,9 @@ async function main(): Promise<void> {
   loadDotenv({ path: values['env-file'] ?? '.env', quiet: true })
   // Docker Compose instead of the native stack when an engine answers (server/stack/docker.ts).
   if (command === 'reload' && (await dockerStack('reload', home, process.env, values['env-file']))) return
+  // status: natively when this host's arbiter socket is there, else from inside the container.
+  const nativeArbiter = (): boolean => existsSync(join(loadConfig(process.env, overrides()).runDir, 'arbiter.sock'))
+  if (command === 'status' && !nativeArbiter() && (await dockerStack('status', home, process.env, values['env-file'], values.json === true ? ['--json'] : []))) return
   switch (command) {
     case 'serve': {
       const app = rest[0] ?? loadStackConfig(process.env).app

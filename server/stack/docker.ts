@@ -329,6 +329,14 @@ export async function dockerStack(command: string, home: string, env: NodeJS.Pro
       process.exit(r.status ?? exitCodes.failure)
       return true
     }
+    case 'status': {
+      // The arbiter's socket is in the container's tmpfs: ask from inside, where it is.
+      const id = containerId(p, true)
+      if (id === null) return false
+      const r = run(execArgs(p, id, ['node', '/app/dist/bin/forkyard.js', 'status', ...args]), p.env, true, 60_000)
+      process.exit(r.status ?? exitCodes.failure)
+      return true
+    }
     default:
       return false
   }

@@ -11,7 +11,7 @@
  *   (readiness red, then green), the JSON logs on the host with one request id in nginx.log and
  *   server.log, the hardening (started as root with CHOWN/SETUID/SETGID only, every process of the
  *   stack non-root with no capability, read-only root, no-new-privileges, 45 s grace), orphans
- *   reaped by supervisord as PID 1, an edit of the bind-mounted .env applied live, `make status`, `make top`
+ *   reaped by supervisord as PID 1, an edit of the bind-mounted .env applied live, `make status`, `make top`, `forkyard status`
  *   and `make reload` into the container, a bad value written into the running stack's .env shown
  *   in `docker compose logs` when a program restarts, `make up` on the running container refusing
  *   a .env that only the container can judge (FORKYARD_APP outside the image), and `make down`
@@ -394,6 +394,12 @@ test('make up on a fresh clone: .env created, the container healthy and hardened
     assert.equal(top.status, 0, top.out)
     assert.match(top.out, /^total: \d+ processes, CPU [\d.]+%, memory [\d.]+M$/m, top.out)
     for (const name of ['supervisord', 'nginx/master', 'server/w1', 'push', 'bridge']) assert.match(top.out, new RegExp(`^${name}\\s+\\d+\\s`, 'm'), top.out)
+    // forkyard status from the host asks the arbiter inside the container, with every process.
+    const st = sh(process.execPath, ['dist/bin/forkyard.js', 'status', '--json'], env, 60_000, kit)
+    assert.equal(st.status, 0, st.out)
+    const doc = JSON.parse(st.out.slice(st.out.indexOf('{'))) as { expectedWorkers: number; processes?: { name: string; cpuMs: number | null }[] }
+    assert.ok(doc.expectedWorkers > 0, st.out)
+    for (const name of ['supervisord', 'nginx/master', 'server/w1', 'push', 'bridge']) assert.ok((doc.processes?.find((p) => p.name === name)?.cpuMs ?? 0) > 0, `${name} in forkyard status --json: ${st.out}`)
     const reload = make('reload', 5 * 60_000)
     assert.equal(reload.status, 0, reload.out)
     assert.match(reload.out, /reload complete/)
