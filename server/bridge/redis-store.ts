@@ -49,6 +49,7 @@ export class RedisStore implements MessageStore {
   private limits: { count: number; ageMs: number }
   /** Last offset forwarded per channel in the current epoch (insertion order = least recent first). */
   private readonly forwarded = new Map<string, number>()
+  /** A SUBSCRIBE on the subscriber connection has been answered (it may have been lost since). */
   private subscribedOnce = false
   private closed = false
   readonly counters = { verifications: 0, epochChanges: 0, stale: 0, badPayloads: 0, catchUps: 0, caughtUp: 0 }
@@ -86,7 +87,28 @@ export class RedisStore implements MessageStore {
       }
     }
     if (this.runid === '') this.log.error({ engine: this.engine.shown }, 'Redis engine not reachable: the bridge answers no publish until it is')
-    await this.sub.subscribe(this.keys.messages).catch(() => undefined)
+    await this.subscribe(deadline)
+  }
+
+  /**
+   * SUBSCRIBE until Redis answers it: a first attempt can fail (the subscriber connection not up
+   * yet, its retries spent), and a bridge that is not subscribed forwards nothing at all. Bounded
+   * by `until`; past it the subscriber's next 'ready' tries again.
+   */
+  private async subscribe(until: number): Promise<void> {
+    for (let attempt = 0; !this.closed && attempt < 1000; attempt++) {
+      try {
+        await this.sub.subscribe(this.keys.messages)
+        this.subscribedOnce = true
+        return
+      } catch (err) {
+        if (Date.now() >= until) {
+          this.log.error({ err: { message: (err as Error).message } }, 'Redis engine: cannot subscribe to the message channel yet; trying again when the connection is back')
+          return
+        }
+        await new Promise((r) => setTimeout(r, 250))
+      }
+    }
   }
 
   /** Learns the server's run_id and whether it persists every write, then runs the check script. */
@@ -198,10 +220,9 @@ export class RedisStore implements MessageStore {
    * jump at the channel's next message and fills it from history or tells its subscribers.
    */
   private async onSubscriberReady(): Promise<void> {
-    if (!this.subscribedOnce) {
-      this.subscribedOnce = true
-      return
-    }
+    // Never subscribed yet (the first SUBSCRIBE failed or is still queued): nothing was forwarded,
+    // so nothing to catch up; subscribing is what is missing.
+    if (!this.subscribedOnce) return this.subscribe(Date.now() + 10_000)
     try {
       // The reply proves the subscription is active again: nothing after this read is missed.
       await this.sub.subscribe(this.keys.messages)

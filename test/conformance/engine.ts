@@ -10,9 +10,9 @@ import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { signPushToken } from '../../server/push/tokens.js'
 import { startProc, type Proc } from '../helpers/proc.js'
-import { startStack, type Stack } from '../helpers/push.js'
+import { pushReady, startStack, type Stack } from '../helpers/push.js'
 import { startRedis, type RedisServer } from '../helpers/redis.js'
-import { root, until } from '../helpers/server.js'
+import { root } from '../helpers/server.js'
 
 export interface EngineOptions {
   /** Messages kept per channel (FORKYARD_BRIDGE_HISTORY_COUNT); the engine's default when absent. */
@@ -113,7 +113,7 @@ function stackEngine(t: TestContext, name: string, hooks: StoreHooks): Messaging
   }
   const ready = async (): Promise<void> => {
     const s = need()
-    await until('push ready (heartbeat through the bridge)', async () => (await fetch(`http://127.0.0.1:${s.pushPort}/readyz`)).status === 200, 15_000)
+    await pushReady(s)
   }
   return {
     name,

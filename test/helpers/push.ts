@@ -44,8 +44,26 @@ export async function startStack(t: TestContext, extra: { bridge?: Record<string
   }
   await stack.startBridge()
   await stack.startPush()
-  await until('push ready (heartbeat through the bridge)', async () => (await fetch(`http://127.0.0.1:${pushPort}/readyz`)).status === 200)
+  await pushReady(stack)
   return stack
+}
+
+/**
+ * Until the push process's /readyz says ready (its heartbeat went through the bridge). On a
+ * timeout the error holds its last /readyz answer and the last lines of both processes.
+ */
+export async function pushReady(stack: Stack, timeoutMs = 15_000): Promise<void> {
+  let last = ''
+  try {
+    await until('push ready (heartbeat through the bridge)', async () => {
+      const r = await fetch(`http://127.0.0.1:${stack.pushPort}/readyz`)
+      last = `${r.status} ${await r.text()}`
+      return r.status === 200
+    }, timeoutMs)
+  } catch (err) {
+    const tail = (name: string, p: Proc): string => `${name}:\n${p.logs.slice(-12).map((l) => JSON.stringify(l)).join('\n')}\n${p.raw().slice(-2000)}`
+    throw new Error(`${(err as Error).message}; last /readyz: ${last}\n${tail('bridge', stack.bridge)}\n${tail('push', stack.push)}`)
+  }
 }
 
 export interface Recorder {

@@ -96,3 +96,21 @@ test('Redis restarted without its data: the push heartbeat alone brings the new 
   await sleep(200)
   assert.deepEqual(client.seen.map((s) => s.offset), [1, 2, 3, 1, 2])
 })
+
+test('a bridge started before Redis subscribes once Redis is up: the push heartbeat goes through', async (t) => {
+  const redis = await startRedis(t)
+  await redis.kill()
+  // Redis comes up after the bridge has given up waiting for it at start (10 s) and listens anyway.
+  const started = Date.now()
+  const late = new Promise<void>((resolve, reject) => setTimeout(() => void redis.start().then(resolve, reject), 12_000))
+  const host = await startStack(t, { bridge: { FORKYARD_ENGINE: redis.url }, push })
+  await late
+  assert.ok(Date.now() - started >= 12_000, 'push was ready only once Redis was up')
+  assert.ok(host.bridge.logs.some((l) => l.msg === 'Redis engine not reachable: the bridge answers no publish until it is'), 'the bridge said Redis was down')
+  const client = watch(t, host.url, 'late')
+  await until('subscribed', () => client.c.position('late')?.epoch != null, 10_000)
+  const run = publisher(t, host, { channel: 'late', name: 'late', count: 20 })
+  assert.equal((await run.done).acked, 20)
+  await until('all 20 delivered', () => client.seen.length >= 20, 10_000)
+  assert.deepEqual(client.seen.map((s) => s.offset), range(1, 20))
+})
