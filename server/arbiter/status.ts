@@ -82,13 +82,15 @@ export function arbiterProbes(s: ProbeSources): { health: Health; scrape: Scrape
     jobs: () => s.jobs.health(),
     version: s.version,
   })
+  // Push and the bridge belong to this deployment (behind the kit's nginx, or checked for readiness).
+  const messaging = (): boolean => s.proxied || s.config().readyChecks.includes('push')
   const scrape = new Scrape({
     status: s.status,
     readyWorkers: () => liveness(s.status(), s.config().timeoutMs).readyWorkers,
     handles: s.handles,
     jobsReport: () => s.jobs.health()?.report ?? null,
-    pushBind: () => (s.proxied || s.config().readyChecks.includes('push') ? loadPushConfig(s.settingsEnv()).bind : null),
-    bridgeDir: () => (s.proxied || s.config().readyChecks.includes('push') ? loadPublisherConfig(s.settingsEnv()).dir : null),
+    pushBind: () => (messaging() ? loadPushConfig(s.settingsEnv()).bind : null),
+    bridgeDir: () => (messaging() ? loadPublisherConfig(s.settingsEnv()).dir : null),
     nginxListen: () => (s.proxied ? nginxListen(s.settingsEnv()) : null),
   })
   return { health, scrape }

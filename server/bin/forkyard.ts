@@ -32,7 +32,7 @@ import { systemdUnit, unitName } from '../stack/systemd.js'
 import { loadStackConfig } from '../config/stack.js'
 import { parseLevel, showLogs } from '../stack/logs.js'
 import { dockerStack } from '../stack/docker.js'
-import { arbiterSummary, collectStack, formatTable, formatWorkers } from '../stack/status.js'
+import { collectStack, formatCollected, formatTable, formatWorkers } from '../stack/status.js'
 import { top } from '../stack/top.js'
 
 /** The kit's own directory (where nginx/, supervisor/, client/ and dist/ are). */
@@ -177,11 +177,12 @@ async function main(): Promise<void> {
       return
     }
     case 'status': {
-      const s = (await control('status')) as ArbiterStatus
-      // Under `forkyard up`, every process of the stack too (as `forkyard ps`), like `pm2 status`.
+      // Under `forkyard up`, every process of the stack too (as `forkyard ps`), like `pm2 status`;
+      // collecting it asks the arbiter already.
       const st = stackPaths(home, dir, baseEnv, readProjectEnv(dir, values['env-file']))
       const sup = supervisordPid(st.runDir)
       const c = sup === null ? null : await collectStack(st, sup)
+      const s = c?.arbiter ?? ((await control('status')) as ArbiterStatus)
       if (values.json === true) process.stdout.write(JSON.stringify(c === null ? s : { ...s, processes: c.status.processes }, null, 2) + '\n')
       else process.stdout.write((c === null ? '' : formatTable(c.status) + '\n') + formatWorkers(s))
       return
@@ -364,7 +365,7 @@ async function stack(command: string, file: Record<string, string>, base: NodeJS
       if (values.json === true) {
         process.stdout.write(JSON.stringify(c.status, null, 2) + '\n')
         for (const p of c.problems) process.stderr.write(`forkyard: ${p}\n`)
-      } else process.stdout.write(formatTable(c.status) + (c.arbiter === null ? '' : arbiterSummary(c.arbiter)) + c.problems.map((p) => `${p}\n`).join(''))
+      } else process.stdout.write(formatCollected(c))
       return
     }
     case 'top': {

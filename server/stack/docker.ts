@@ -98,8 +98,8 @@ export function containerId(p: ComposeProject, runningOnly: boolean): string | n
 }
 
 /** `docker exec` as the stack's user: root in the container has no capability to reach its sockets. */
-function execArgs(p: ComposeProject, id: string, cmd: string[]): string[] {
-  return ['docker', 'exec', '-u', p.user, id, ...cmd]
+function execArgs(p: ComposeProject, id: string, cmd: string[], tty = false): string[] {
+  return ['docker', 'exec', ...(tty ? ['-t'] : []), '-u', p.user, id, ...cmd]
 }
 
 /**
@@ -310,8 +310,9 @@ export async function dockerStack(command: string, home: string, env: NodeJS.Pro
     case 'top': {
       const id = containerId(p, true)
       if (id === null) return false
-      const tty = process.stdout.isTTY === true ? ['-t'] : []
-      const r = spawnSync('docker', ['exec', ...tty, '-u', p.user, id, 'env', 'FORKYARD_DOCKER=0', 'node', '/app/dist/bin/forkyard.js', 'top', ...args], { env: p.env, stdio: 'inherit' })
+      // No timeout: top runs until Ctrl-C (or --count frames).
+      const [cmd, ...rest] = execArgs(p, id, ['env', 'FORKYARD_DOCKER=0', 'node', '/app/dist/bin/forkyard.js', 'top', ...args], process.stdout.isTTY === true)
+      const r = spawnSync(cmd!, rest, { env: p.env, stdio: 'inherit' })
       process.exit(r.status ?? exitCodes.failure)
       return true
     }

@@ -185,6 +185,11 @@ export function formatTable(status: StackStatus, now = Date.now()): string {
   return rows.map((r) => r.map((c, i) => c + ' '.repeat(widths[i]! - [...c].length)).join('  ').trimEnd() + '\n').join('')
 }
 
+/** `forkyard ps` as text: the table, then (top) the totals, the arbiter's line and what could not be read. */
+export function formatCollected(c: Collected, totalsLine = ''): string {
+  return formatTable(c.status) + totalsLine + (c.arbiter === null ? '' : arbiterSummary(c.arbiter)) + c.problems.map((p) => `${p}\n`).join('')
+}
+
 /** The arbiter's line under the table: generation, readiness, bind, worker restarts by cause. */
 export function arbiterSummary(s: ArbiterStatus): string {
   const restarts = s.restarts === undefined ? '' : `; worker restarts: ${Object.entries(s.restarts).map(([k, v]) => `${k} ${v}`).join(', ')}`

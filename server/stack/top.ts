@@ -2,7 +2,7 @@
  * `forkyard top` (make top): `forkyard ps` redrawn every interval, like `pm2 monit` or top(1), with
  * the stack's totals. On a terminal each frame replaces the last; piped, frames follow each other.
  */
-import { arbiterSummary, collectStack, formatTable, type StackStatus } from './status.js'
+import { collectStack, formatCollected, type StackStatus } from './status.js'
 
 export interface TopOptions {
   intervalMs: number
@@ -35,7 +35,7 @@ export async function top(paths: { runDir: string; logDir: string }, o: TopOptio
     if (pid === null) body = 'the stack is not running (make up); waiting for it\n'
     else {
       const c = await collectStack(paths, pid, sampleMs)
-      body = formatTable(c.status) + totals(c.status) + (c.arbiter === null ? '' : arbiterSummary(c.arbiter)) + c.problems.map((p) => `${p}\n`).join('')
+      body = formatCollected(c, totals(c.status))
     }
     const head = `forkyard top: ${new Date().toLocaleTimeString()}, every ${o.intervalMs / 1000}s${o.tty ? ' (Ctrl-C quits)' : ''}\n\n`
     o.write((o.tty ? '\x1b[H\x1b[2J' : frame > 0 ? '\n' : '') + head + body)
